@@ -1,0 +1,155 @@
+"""The shape every check has: make cases, run the student, run torch.nn, compare.
+
+A check is split into four parts so that each can run in a different process:
+
+    make_cases(hidden, seed) -> [Case]              pure data (configs + tensors)
+    run_student(student, case) -> {name: value}     the only part that runs student code
+    run_reference(case) -> {name: value}            builds the torch.nn module, copies weights
+    compare(case, expected, actual) -> [problem]    plain sentences; [] means a match
+
+`Check.__call__` runs all four in-process for a notebook's test cell and raises
+`CheckFailure` (an AssertionError, so nbgrader scores the cell 0) with a message
+written for the student. A grader that does not trust student code can run
+`run_student` in a sandboxed child and keep the other three in the parent.
+"""
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .compare import ATOL, RTOL, shape_str, type_name
+
+CHECKS: dict[str, "Check"] = {}
+
+
+class CheckFailure(AssertionError):
+    """A student's answer is wrong; the message says how."""
+
+
+@dataclass
+class Case:
+    """One configuration with its inputs. Everything in it is picklable."""
+    label: str
+    config: dict[str, Any]
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@contextmanager
+def seeded(seed: int):
+    """Fork the global RNG so that making cases never disturbs the student's seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def describe_config(config: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.items())
+
+
+def student_error(what: str, error: BaseException) -> CheckFailure:
+    """Turn an exception raised by student code into a message about that code only."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if "/autograder/" not in f.filename.replace("\\", "/")
+              and "/torch/" not in f.filename.replace("\\", "/")]
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f"\n  at line {last.lineno} of {last.name}" + (f": {last.line}" if last.line else "")
+    if isinstance(error, NotImplementedError):
+        return CheckFailure(f"{what} is not implemented yet: it raised NotImplementedError. "
+                            "Replace the `raise NotImplementedError()` with your code.")
+    return CheckFailure(f"{what} raised {type(error).__name__}: {error}{where}")
+
+
+def call_student(what: str, fn: Callable, *args, **kwargs):
+    """Call student code on copies of the inputs; report exceptions and in-place edits."""
+    copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+    try:
+        result = fn(*copies, **kwargs)
+    except Exception as error:  # noqa: BLE001 -- any student error becomes feedback
+        raise student_error(what, error) from None
+    for original, copy in zip(args, copies):
+        if isinstance(original, torch.Tensor) and not torch.equal(original, copy):
+            raise CheckFailure(f"{what} changed one of its input tensors in place "
+                               "(an argument of shape " + shape_str(original.shape) +
+                               "); compute a new tensor instead of modifying the argument")
+    return result
+
+
+def unpack_pair(what: str, result, names: tuple[str, str]):
+    """Check that a student function returned a pair such as (output, h_n)."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise CheckFailure(f"{what} should return a tuple ({names[0]}, {names[1]}), "
+                           f"got {type_name(result)}")
+    return result
+
+
+class Check:
+    """Base class; subclasses fill in the four parts and a few words of text."""
+
+    name: str = ""          # registry key, e.g. "01-recurrence/rnn_step"
+    student_name: str = ""  # what the student wrote, e.g. "rnn_step"
+    reference_name: str = ""  # what it is checked against, e.g. "torch.nn.RNNCell"
+    kind: str = "function"  # "function" or "class"
+    rtol: float = RTOL
+    atol: float = ATOL
+
+    def __init__(self):
+        CHECKS[self.name] = self
+
+    # -- the four parts -------------------------------------------------
+    def make_cases(self, hidden: bool = False, seed: int | None = None) -> list[Case]:
+        raise NotImplementedError
+
+    def run_student(self, student, case: Case) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def run_reference(self, case: Case) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def compare(self, case: Case, expected: dict, actual: dict) -> list[str]:
+        raise NotImplementedError
+
+    def hint(self, case: Case, actual: dict) -> str:
+        """Optional: name the classic mistake that `actual` matches."""
+        return ""
+
+    # -- running it in-process, for a notebook's test cell ---------------
+    def validate_student(self, student) -> None:
+        expected = "a class" if self.kind == "class" else "a function"
+        if student is None or (self.kind == "class" and not inspect.isclass(student)) \
+                or (self.kind == "function" and not callable(student)):
+            raise CheckFailure(f"the check for {self.student_name} expects {expected} "
+                               f"(pass {self.student_name} itself), got {type_name(student)}")
+
+    def failure_message(self, case: Case, index: int, total: int, problems: list[str],
+                        hint: str) -> str:
+        lines = [f"{self.student_name} does not match {self.reference_name} on case "
+                 f"{index} of {total} ({case.label}):"]
+        lines += [f"  - {p}" for p in problems]
+        if hint:
+            lines.append(f"Hint: {hint}")
+        return "\n".join(lines)
+
+    def __call__(self, student, *, hidden: bool = False, seed: int | None = None,
+                 quiet: bool = False) -> None:
+        __tracebackhide__ = True  # noqa: F841 -- IPython and pytest hide this frame
+        self.validate_student(student)
+        cases = self.make_cases(hidden=hidden, seed=seed)
+        for index, case in enumerate(cases, start=1):
+            actual = self.run_student(student, case)
+            expected = self.run_reference(case)
+            problems = self.compare(case, expected, actual)
+            if problems:
+                message = self.failure_message(case, index, len(cases), problems,
+                                               self.hint(case, actual))
+                raise CheckFailure(message)
+        if not quiet:
+            print(f"OK: {self.student_name} matches {self.reference_name} on {len(cases)} "
+                  f"cases (float64, rtol={self.rtol:g}, atol={self.atol:g}).")
+        # Returns None on purpose: nbgrader reads a test cell's displayed value as partial credit.

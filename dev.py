@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Set up, build and test the course with nothing but Python 3.11 and pip.
+
+    python3 dev.py book      # .venv + requirements, then the HTML book in _build/html
+    python3 dev.py test      # .venv + requirements, then every test (pytest, in parallel)
+    python3 dev.py release   # regenerate exercises/ from solutions/ (nbgrader generate_assignment)
+
+Each command creates the virtual environment in .venv when it is missing and
+reinstalls only when requirements.txt or pyproject.toml changed, so a second
+run starts at once. Extra arguments after `test` go to pytest.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+VENV = REPO / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed"
+# The machine's pip configuration may list local indexes that warn on every missing page.
+PIP_NOISE = "is ignored: it is neither a file nor a directory"
+
+
+def run(*command: str | Path, **kwargs) -> None:
+    print("+", " ".join(str(c) for c in command), flush=True)
+    subprocess.run([str(c) for c in command], cwd=REPO, check=True, **kwargs)
+
+
+def requirements_hash() -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update((REPO / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the pinned requirements and the autograder package."""
+    if not PYTHON.exists():
+        print(f"creating {VENV.relative_to(REPO)}", flush=True)
+        venv.create(VENV, with_pip=True)
+    if STAMP.exists() and STAMP.read_text() == requirements_hash():
+        return
+    command = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check",
+               "-r", "requirements.txt", "-e", "."]
+    print("+", " ".join(command[2:]), flush=True)
+    process = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    output = "\n".join(line for line in (process.stdout + process.stderr).splitlines()
+                       if PIP_NOISE not in line and not line.startswith("Requirement already"))
+    if process.returncode != 0:
+        print(output)
+        sys.exit(f"pip install failed (exit {process.returncode})")
+    STAMP.write_text(requirements_hash())
+
+
+def venv_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(VENV / "bin"), env.get("PATH", "")])
+    env["VIRTUAL_ENV"] = str(VENV)
+    env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiet debugpy note in kernels
+    return env
+
+
+def ensure_chromium() -> None:
+    """The browser smoke test needs Debian's chromium; install it where apt-get is ours."""
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run("apt-get", "update", "-qq", env=env, stdout=subprocess.DEVNULL)
+    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
+        env=env, stdout=subprocess.DEVNULL)
+
+
+def book() -> None:
+    ensure_venv()
+    # Cached execution: only pages whose code changed are run again.
+    run(VENV / "bin" / "jupyter-book", "build", ".", "-W", "-n", "--keep-going",
+        env=venv_environment())
+    print(f"\nThe book is in {REPO / '_build' / 'html' / 'index.html'}")
+
+
+def test(pytest_args: list[str]) -> int:
+    ensure_venv()
+    ensure_chromium()
+    workers = str(max(2, min(4, os.cpu_count() or 2)))
+    command = [PYTHON, "-m", "pytest", "-n", workers, "--dist", "loadscope",
+               "--nbval-lax", "tests", "solutions", *pytest_args]
+    print("+", " ".join(str(c) for c in command), flush=True)
+    return subprocess.run([str(c) for c in command], cwd=REPO, env=venv_environment()).returncode
+
+
+def release() -> None:
+    ensure_venv()
+    run(PYTHON, "-m", "autograder.course", "release", env=venv_environment())
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("book", "test", "release"):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
+    command, rest = argv[0], argv[1:]
+    if command == "test":
+        return test(rest)
+    book() if command == "book" else release()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+"""Shared helpers: run a notebook's own code, optionally mutated, as a student would."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def graded(cell) -> bool:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade", False)
+
+
+def notebook_code(path: Path) -> dict[str, str]:
+    """The source of every code cell that is not a test, keyed by grade_id (or index)."""
+    cells = json.loads(path.read_text())["cells"]
+    return {c["metadata"].get("nbgrader", {}).get("grade_id", f"cell{i}"): "".join(c["source"])
+            for i, c in enumerate(cells) if c["cell_type"] == "code" and not graded(c)}
+
+
+def student_namespace(path: Path, mutation: tuple[str, str, str] | None = None) -> dict:
+    """Execute a notebook's answer cells as a submission would, with one edit applied.
+
+    `mutation` is (grade_id, old, new); `old` must occur exactly once, so that a
+    mutant can never silently become the unmutated solution. The ungraded cells
+    that start with "# Try it" are demonstrations for the student and are not run.
+    """
+    sources = notebook_code(path)
+    if mutation:
+        grade_id, old, new = mutation
+        assert sources[grade_id].count(old) == 1, f"mutation text not found once in {grade_id}: {old!r}"
+        sources[grade_id] = sources[grade_id].replace(old, new)
+    namespace: dict = {}
+    for key, source in sources.items():
+        if not source.lstrip().startswith("# Try it"):
+            exec(compile(source, f"<{path.stem}:{key}>", "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

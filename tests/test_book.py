@@ -1,0 +1,95 @@
+"""The book builds from scratch with warnings as errors, and a browser shows it properly.
+
+One clean build (a fresh output folder, so every page executes again) serves all
+the tests in this module; xdist's loadscope keeps them on one worker.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+CHAPTER = "book/01-recurrence.html"
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run([str(jupyter_book), "build", str(REPO), "--path-output", str(out),
+                             "-W", "-n", "--keep-going"], capture_output=True, text=True,
+                            env=dict(os.environ, MPLBACKEND="Agg"))
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f"book build failed:\n{log[-6000:]}"
+    return out / "_build" / "html"
+
+
+def test_book_builds_every_page(html):
+    for page in ("index.html", "book/intro.html", "book/notation.html", CHAPTER,
+                 "book/references.html", "exercises/01-recurrence/recurrence.html"):
+        assert (html / page).is_file(), page
+
+
+def test_solutions_are_not_published(html):
+    assert not (html / "solutions").exists()
+    assert not list(html.rglob("*solution*.html"))
+    published = "\n".join(p.read_text(errors="ignore") for p in html.rglob("*.html"))
+    assert "### BEGIN SOLUTION" not in published and "BEGIN HIDDEN TESTS" not in published
+
+
+def test_chapter_cites_the_bibliography(html):
+    page = (html / CHAPTER).read_text()
+    assert "Elman" in page and "references.html#id" in page or "bibtex" in page
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def rendered(html, tmp_path_factory) -> str:
+    """The chapter's DOM after scripts ran (MathJax typesets in the page)."""
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; `python3 dev.py test` installs it with apt-get")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=20000"]
+    url = (html / CHAPTER).as_uri()
+    shot = tmp_path_factory.getbasetemp() / "chapter-01.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1280,2400", url],
+                   capture_output=True, timeout=120)
+    result = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_browser_renders_the_maths(rendered):
+    # MathJax replaces each $$...$$ by an <mjx-container>; unrendered TeX would stay as text.
+    assert len(re.findall(r"<mjx-container", rendered)) >= 10
+    assert "MathJax" in rendered
+
+
+def test_browser_shows_the_figures(rendered, html):
+    images = re.findall(r'<img[^>]+src="([^"]+\.png)"', rendered)
+    figures = [src for src in images if "_images/" in src]
+    assert figures, "no executed figure on the chapter page"
+    for src in figures:
+        assert (html / "book" / src).resolve().stat().st_size > 5000, src
+
+
+def test_browser_page_has_no_error_output(rendered):
+    for marker in ("Traceback (most recent call last)", 'class="output traceback',
+                   'class="output stderr', "ename", "NotImplementedError"):
+        assert marker not in rendered, marker
