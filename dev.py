@@ -3,7 +3,7 @@
 
     python3 dev.py book      # .venv + requirements, then the HTML book in _build/html
     python3 dev.py test      # .venv + requirements, then every test (pytest, in parallel)
-    python3 dev.py release   # regenerate exercises/ from solutions/ (nbgrader generate_assignment)
+    python3 dev.py release [ASSIGNMENT ...]   # regenerate exercises/ from solutions/
 
 Each command creates the virtual environment in .venv when it is missing and
 reinstalls only when requirements.txt or pyproject.toml changed, so a second
@@ -94,9 +94,9 @@ def test(pytest_args: list[str]) -> int:
     return subprocess.run([str(c) for c in command], cwd=REPO, env=venv_environment()).returncode
 
 
-def release() -> None:
+def release(names: list[str]) -> None:
     ensure_venv()
-    run(PYTHON, "-m", "autograder.course", "release", env=venv_environment())
+    run(PYTHON, "-m", "autograder.course", "release", *names, env=venv_environment())
 
 
 def main(argv: list[str]) -> int:
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         return test(rest)
-    book() if command == "book" else release()
+    book() if command == "book" else release(rest)
     return 0
 
 

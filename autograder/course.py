@@ -47,24 +47,33 @@ def new_course(root: Path) -> Path:
     return root
 
 
-def generate_release(destination: Path) -> Path:
-    """Write the student release of every assignment to `destination`/<assignment>/."""
+def generate_release(destination: Path, names: list[str] | None = None) -> Path:
+    """Write the student release of the named assignments (default: all) to `destination`.
+
+    Only the named assignments' folders under `destination` are replaced.
+    """
+    names = names or assignments()
+    unknown = sorted(set(names) - set(assignments()))
+    if unknown:
+        raise SystemExit(f"no such assignment in solutions/: {', '.join(unknown)}")
     with tempfile.TemporaryDirectory() as tmp:
         course = new_course(Path(tmp) / "course")
-        for name in assignments():
+        for name in names:
             nbgrader("generate_assignment", name, "--force", cwd=course)
-        if destination.exists():
-            shutil.rmtree(destination)
-        shutil.copytree(course / "exercises", destination)
+            target = destination / name
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(course / "exercises" / name, target)
     return destination
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["release"]:
-        generate_release(EXERCISES)
-        print(f"wrote {EXERCISES.relative_to(REPO)}/ for {', '.join(assignments())}")
+    if argv[:1] == ["release"]:
+        names = argv[1:] or assignments()
+        generate_release(EXERCISES, names)
+        print(f"wrote exercises/ for {', '.join(names)}")
         return 0
-    print("usage: python -m autograder.course release", file=sys.stderr)
+    print("usage: python -m autograder.course release [ASSIGNMENT ...]", file=sys.stderr)
     return 2
 
 
