@@ -60,10 +60,52 @@ def student_error(what: str, error: BaseException) -> CheckFailure:
     if frames:
         last = frames[-1]
         where = f"\n  at line {last.lineno} of {last.name}" + (f": {last.line}" if last.line else "")
+    if isinstance(error, ForbiddenCall):
+        return CheckFailure(f"{what} is not written by hand: {error}")
     if isinstance(error, NotImplementedError):
         return CheckFailure(f"{what} is not implemented yet: it raised NotImplementedError. "
                             "Replace the `raise NotImplementedError()` with your code.")
     return CheckFailure(f"{what} raised {type(error).__name__}: {error}{where}")
+
+
+class ForbiddenCall(Exception):
+    """Student code called the torch.nn kernel it was asked to write by hand."""
+
+
+@contextmanager
+def forbid(names: tuple[str, ...], reason: str):
+    """While student code runs, make torch's fused kernels `names` raise ForbiddenCall.
+
+    nn.RNN, nn.RNNCell and friends reach these through torch._VF (they are also
+    exported as torch.rnn_tanh etc.), so subclassing or wrapping the module does
+    not hide them. This catches "from scratch" answers that call the module; it is
+    not a defence against code written to evade it (torch._C._VariableFunctions
+    is immutable), which is what out-of-process grading with hidden cases is for.
+    """
+    import torch._VF as VF  # noqa: N812 -- torch's own spelling
+    owners = [VF, torch]
+    saved = []
+
+    def trap(name):
+        def trapped(*args, **kwargs):
+            raise ForbiddenCall(f"it calls torch's built-in {name} ({reason})")
+        return trapped
+    try:
+        for owner in owners:
+            for name in names:
+                if hasattr(owner, name):
+                    saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
+                    setattr(owner, name, trap(name))
+        yield
+    finally:
+        for owner, name, original in reversed(saved):
+            if original is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+_MISSING = object()
 
 
 def call_student(what: str, fn: Callable, *args, **kwargs):
@@ -96,6 +138,9 @@ class Check:
     student_name: str = ""  # what the student wrote, e.g. "rnn_step"
     reference_name: str = ""  # what it is checked against, e.g. "torch.nn.RNNCell"
     kind: str = "function"  # "function" or "class"
+    # torch kernels the student must not call (e.g. "rnn_tanh" behind nn.RNN)
+    forbidden: tuple[str, ...] = ()
+    forbidden_reason: str = "this exercise asks you to write it yourself"
     rtol: float = RTOL
     atol: float = ATOL
 
@@ -108,6 +153,11 @@ class Check:
 
     def run_student(self, student, case: Case) -> dict[str, Any]:
         raise NotImplementedError
+
+    def run_student_guarded(self, student, case: Case) -> dict[str, Any]:
+        """run_student with the forbidden kernels trapped: what graders and test cells call."""
+        with forbid(self.forbidden, self.forbidden_reason):
+            return self.run_student(student, case)
 
     def run_reference(self, case: Case) -> dict[str, Any]:
         raise NotImplementedError
@@ -142,7 +192,7 @@ class Check:
         self.validate_student(student)
         cases = self.make_cases(hidden=hidden, seed=seed)
         for index, case in enumerate(cases, start=1):
-            actual = self.run_student(student, case)
+            actual = self.run_student_guarded(student, case)
             expected = self.run_reference(case)
             problems = self.compare(case, expected, actual)
             if problems:

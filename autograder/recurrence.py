@@ -19,6 +19,8 @@ from .compare import compare_tensor, matches, type_name
 
 DTYPE = torch.float64
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+# The fused kernels behind nn.RNN and nn.RNNCell: the exercises write them by hand.
+RNN_KERNELS = ("rnn_tanh", "rnn_relu", "rnn_tanh_cell", "rnn_relu_cell")
 
 
 def case_seed(base: int, index: int, seed: int | None) -> int:
@@ -142,6 +144,7 @@ class RnnStepCheck(Check):
     name = "01-recurrence/rnn_step"
     student_name = "rnn_step"
     reference_name = "torch.nn.RNNCell"
+    forbidden = RNN_KERNELS
 
     VISIBLE = [dict(N=3, input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=True),
                dict(N=2, input_size=3, hidden_size=6, nonlinearity="relu", bias=True, batched=True),
@@ -202,6 +205,7 @@ class RnnForwardCheck(Check):
     name = "01-recurrence/rnn_forward"
     student_name = "rnn_forward"
     reference_name = "torch.nn.RNN"
+    forbidden = RNN_KERNELS
 
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, nonlinearity="tanh", batch_first=False, h_0=True),
                dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="relu", batch_first=True, h_0=False),
@@ -262,6 +266,7 @@ class MyRnnCheck(Check):
     student_name = "MyRNN"
     reference_name = "torch.nn.RNN"
     kind = "class"
+    forbidden = RNN_KERNELS
 
     VISIBLE = [dict(input_size=4, hidden_size=6, num_layers=1, nonlinearity="tanh", bias=True,
                     batch_first=False, L=5, N=3, h_0=True),

@@ -241,3 +241,39 @@ def test_reference_really_is_torch_nn():
     assert torch.allclose(check_rnn_forward.run_reference(case)["output"],
                           rnn(case.tensors["input"], case.tensors["h_0"])[0])
     assert not torch.allclose(check_rnn_forward.run_reference(case)["output"], expected)
+
+
+@pytest.mark.parametrize("check, wrapper", [
+    (check_rnn_step, lambda x_t, h_prev, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh":
+        _cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity)),
+    (check_rnn_forward, lambda input, h_0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
+        batch_first=False: _module(input, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first)),
+])
+def test_answers_that_call_torch_nn_are_rejected(check, wrapper):
+    with pytest.raises(CheckFailure, match="is not written by hand: it calls torch's built-in rnn_"):
+        check(wrapper, quiet=True)
+    # the trap is removed afterwards: torch.nn works again for everyone else
+    nn.RNN(2, 3)(torch.randn(4, 1, 2))
+
+
+def test_module_subclassing_nn_rnn_is_rejected():
+    class Wrapped(nn.RNN):
+        pass
+    with pytest.raises(CheckFailure, match="not written by hand"):
+        check_my_rnn(Wrapped, quiet=True)
+
+
+def _cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity):
+    cell = nn.RNNCell(w_ih.shape[1], w_ih.shape[0], bias=b_ih is not None,
+                      nonlinearity=nonlinearity, dtype=x_t.dtype)
+    cell.load_state_dict({k: v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
+                                                bias_hh=b_hh).items() if v is not None})
+    return cell(x_t, h_prev)
+
+
+def _module(input, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first):
+    rnn = nn.RNN(w_ih.shape[1], w_ih.shape[0], bias=b_ih is not None, nonlinearity=nonlinearity,
+                 batch_first=batch_first, dtype=input.dtype)
+    rnn.load_state_dict({k + "_l0": v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
+                                                       bias_hh=b_hh).items() if v is not None})
+    return rnn(input, h_0)
