@@ -1,0 +1,158 @@
+"""Pre-flight: read a submitted notebook and repair it against the released one.
+
+Graded and read-only cells are matched by nbgrader's grade_id. Whatever a
+student did to them (deleted, edited, duplicated, changed the cell type) is put
+back from the release, and every repair is recorded. Cells the student added
+stay where they were. The result is the code that will run, in order, without
+the test cells: the grade comes from the checks, not from the notebook's tests.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_NOTEBOOK_BYTES = 20 << 20
+
+
+@dataclass
+class GradedCell:
+    """A test cell of the source notebook: its points and the checks it calls."""
+    grade_id: str
+    points: float
+    checks: list[tuple[str, str]]  # (check name in autograder.CHECKS, student symbol)
+
+
+@dataclass
+class Prepared:
+    cells: list[dict] = field(default_factory=list)  # the repaired notebook's cells
+    code: list[tuple[str, str]] = field(default_factory=list)  # (label, source) to execute
+    repairs: list[str] = field(default_factory=list)
+    problem: str = ""  # set when the file cannot be graded at all
+
+
+def meta(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
+
+
+def is_test(cell: dict) -> bool:
+    return bool(meta(cell).get("grade")) and not meta(cell).get("solution")
+
+
+def source_text(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def read_notebook(data: bytes) -> tuple[dict | None, str]:
+    """(notebook, "") or (None, reason) for bytes a student submitted."""
+    if not data.strip():
+        return None, "the submitted file is empty"
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        return None, f"the submitted file is larger than {MAX_NOTEBOOK_BYTES >> 20} MB"
+    try:
+        nb = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "the submitted file is not text (not a notebook)"
+    except json.JSONDecodeError as error:
+        return None, f"the submitted file is not valid notebook JSON ({error.msg} at line {error.lineno})"
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return None, "the submitted file is JSON but not a Jupyter notebook (no list of cells)"
+    if not all(isinstance(c, dict) and c.get("cell_type") in ("code", "markdown", "raw")
+               for c in nb["cells"]):
+        return None, "the submitted notebook has malformed cells"
+    return nb, ""
+
+
+def kernel_repairs(nb: dict) -> list[str]:
+    """Grading never starts the student's kernel; a foreign kernel name is only noted."""
+    spec = nb.get("metadata", {}).get("kernelspec", {})
+    name = spec.get("name", "python3") if isinstance(spec, dict) else "?"
+    if name not in ("python3", "python"):
+        return [f"kernel {name!r} replaced by python3"]
+    return []
+
+
+def prepare(data: bytes, release: dict) -> Prepared:
+    """Repair a submission against the release notebook; see the module docstring."""
+    nb, problem = read_notebook(data)
+    if nb is None:
+        return Prepared(problem=problem)
+    repairs = kernel_repairs(nb)
+    anchors: dict[str, list[dict]] = {}  # grade_id -> the student's cells after it (its own first)
+    preamble: list[dict] = []  # student cells before the first known cell
+    known = {meta(c)["grade_id"]: c for c in release["cells"] if meta(c).get("grade_id")}
+    current = preamble
+    for cell in nb["cells"]:
+        grade_id = meta(cell).get("grade_id")
+        if grade_id in known:
+            if grade_id in anchors:
+                repairs.append(f"removed a duplicate of cell {grade_id!r}")
+                continue
+            anchors[grade_id] = current = [cell]
+        else:
+            current.append(cell)
+    cells = list(preamble)
+    for cell in release["cells"]:
+        grade_id = meta(cell).get("grade_id")
+        if not grade_id:
+            continue  # unmarked release cells: the student's copies are kept where they are
+        if grade_id not in anchors:
+            repairs.append(f"restored deleted cell {grade_id!r}")
+            cells.append(cell)
+            continue
+        theirs, *extras = anchors[grade_id]
+        cells.append(restore(cell, theirs, repairs))
+        cells.extend(extras)
+    code = [(meta(c).get("grade_id") or f"cell {i + 1}", source_text(c))
+            for i, c in enumerate(cells) if c.get("cell_type") == "code" and not is_test(c)]
+    return Prepared(cells=cells, code=code, repairs=repairs)
+
+
+def restore(release_cell: dict, student_cell: dict, repairs: list[str]) -> dict:
+    """The student's version of a known cell, with what they may not change put back."""
+    grade_id = meta(release_cell)["grade_id"]
+    if meta(release_cell).get("locked") or is_test(release_cell):
+        if student_cell.get("cell_type") != release_cell["cell_type"]:
+            repairs.append(f"restored the type of read-only cell {grade_id!r}")
+        elif source_text(student_cell).strip() != source_text(release_cell).strip():
+            repairs.append(f"restored edited read-only cell {grade_id!r}")
+        return release_cell
+    cell = dict(student_cell, metadata=release_cell.get("metadata", {}))
+    if student_cell.get("cell_type") != release_cell["cell_type"]:
+        repairs.append(f"changed answer cell {grade_id!r} back from {student_cell.get('cell_type')} "
+                       f"to {release_cell['cell_type']}")
+        cell = dict(cell, cell_type=release_cell["cell_type"], outputs=[], execution_count=None)
+    return cell
+
+
+def graded_cells(source: dict) -> list[GradedCell]:
+    """Each test cell of the source notebook, with the autograder checks its code calls."""
+    from autograder import CHECKS  # noqa: F401 -- registry filled by importing the modules
+    result = []
+    for cell in source["cells"]:
+        if not is_test(cell):
+            continue
+        tree = ast.parse(source_text(cell))
+        imported = {alias.asname or alias.name: (node.module, alias.name)
+                    for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    and (node.module or "").startswith("autograder") for alias in node.names}
+        checks = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in imported and node.args and isinstance(node.args[0], ast.Name):
+                module, name = imported[node.func.id]
+                check = getattr(importlib.import_module(module), name)
+                entry = (check.name, node.args[0].id)
+                if entry not in checks:
+                    checks.append(entry)
+        if not checks:
+            raise ValueError(f"test cell {meta(cell)['grade_id']!r} calls no autograder check")
+        result.append(GradedCell(meta(cell)["grade_id"], float(meta(cell).get("points", 0)), checks))
+    return result
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())

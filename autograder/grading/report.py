@@ -1,0 +1,99 @@
+"""What a graded batch writes: CSV, feedback pages, a summary figure, nbgrader's gradebook."""
+from __future__ import annotations
+
+import csv
+import html
+from pathlib import Path
+
+from autograder.grading.batch import Assignment, Result, safe_name
+
+
+def write_csv(results: list[Result], path: Path, assignment: Assignment) -> None:
+    ids = [cell.grade_id for cell in assignment.graded]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "assignment", "score", "max_score", *ids, "reasons", "repairs"])
+        for r in results:
+            by_id = {c.grade_id: c for c in r.cells}
+            reasons = "; ".join(f"{c.grade_id}: {c.reason.splitlines()[0]}" for c in r.cells if c.reason)
+            writer.writerow([r.student, r.assignment, f"{r.score:g}", f"{r.max_score:g}",
+                             *(f"{by_id[i].score:g}" for i in ids), reasons, "; ".join(r.repairs)])
+
+
+def feedback_page(result: Result) -> str:
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(c.grade_id)}</td><td>{c.score:g} / {c.points:g}</td>"
+        f"<td><pre>{esc(c.reason) or 'passed'}</pre></td></tr>" for c in result.cells)
+    extra = ""
+    for title, items in (("Repairs made before grading", result.repairs),
+                         ("Cells that raised an error", result.cell_errors),
+                         ("Notes", result.notes)):
+        if items:
+            extra += f"<h2>{title}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(result.assignment)}: "
+            f"{esc(result.student)}</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}"
+            f"td{{vertical-align:top;border-bottom:1px solid #ddd;padding:.4em}}pre{{white-space:pre-wrap;margin:0}}"
+            f"</style></head><body><h1>{esc(result.assignment)}: {result.score:g} / {result.max_score:g}</h1>"
+            f"<p>Student: {esc(result.student)}</p><table><tr><th>exercise</th><th>score</th>"
+            f"<th>feedback</th></tr>{rows}</table>{extra}</body></html>")
+
+
+def write_feedback(results: list[Result], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        (folder / f"{safe_name(result.student)}.html").write_text(feedback_page(result))
+
+
+def write_summary_figure(results: list[Result], assignment: Assignment, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    scores = [r.score for r in results]
+    left.hist(scores, bins=max(5, int(assignment.max_score) + 1), range=(0, assignment.max_score),
+              color="C0", edgecolor="white")
+    left.set(xlabel=f"score (out of {assignment.max_score:g})", ylabel="students",
+             title=f"{assignment.name}: scores of {len(results)} submissions")
+    ids = [c.grade_id for c in assignment.graded]
+    rates = [100 * sum(1 for r in results for c in r.cells if c.grade_id == i and c.score == c.points)
+             / max(1, len(results)) for i in ids]
+    right.barh(ids, rates, color="C2")
+    right.set(xlabel="students passing (%)", xlim=(0, 100), title="Pass rate per exercise")
+    right.invert_yaxis()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_gradebook(results: list[Result], assignment: Assignment, course: Path) -> None:
+    """Record scores in the course's nbgrader gradebook, so export and formgrader see them."""
+    from nbgrader.api import Gradebook, MissingEntry
+    url = f"sqlite:///{(course / 'gradebook.db').resolve()}"
+    notebook_id = Path(assignment.notebook).stem
+    with Gradebook(url) as gradebook:
+        try:
+            gradebook.find_assignment(assignment.name)
+        except MissingEntry:
+            raise SystemExit(f"{assignment.name} is not in {course}/gradebook.db: run "
+                             f"`nbgrader generate_assignment {assignment.name}` there first") from None
+        for result in results:
+            try:
+                gradebook.find_student(result.student)
+            except MissingEntry:
+                gradebook.add_student(result.student)
+            try:
+                gradebook.find_submission(assignment.name, result.student)
+            except MissingEntry:
+                gradebook.add_submission(assignment.name, result.student)
+            for cell in result.cells:
+                grade = gradebook.find_grade(cell.grade_id, notebook_id, assignment.name, result.student)
+                grade.auto_score = cell.score
+            gradebook.db.commit()
+
+
+def write_all(results: list[Result], assignment: Assignment, out: Path, course: Path | None) -> None:
+    write_csv(results, out / "grades.csv", assignment)
+    write_feedback(results, out / "feedback")
+    write_summary_figure(results, assignment, out / "summary.png")
+    if course:
+        write_gradebook(results, assignment, course)
