@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import html
+import warnings
 from pathlib import Path
 
 from autograder.grading.batch import Assignment, Result, safe_name
@@ -70,7 +71,9 @@ def write_gradebook(results: list[Result], assignment: Assignment, course: Path)
     from nbgrader.api import Gradebook, MissingEntry
     url = f"sqlite:///{(course / 'gradebook.db').resolve()}"
     notebook_id = Path(assignment.notebook).stem
-    with Gradebook(url) as gradebook:
+    with Gradebook(url) as gradebook, warnings.catch_warnings():
+        # nbgrader's add_submission triggers SQLAlchemy autoflush notices; the rows are right.
+        warnings.simplefilter("ignore")
         try:
             gradebook.find_assignment(assignment.name)
         except MissingEntry:

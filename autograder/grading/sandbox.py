@@ -218,6 +218,9 @@ def child(job: Job, limits: Limits, fd: int) -> None:
     applied = isolate(job, limits)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    # Python's own stream objects may not write to fds 1 and 2 (a test runner's capture).
+    sys.stdout = sys.stderr = open(log, "w", buffering=1, closefd=False)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file limit, writes fail instead of killing
     os.environ.update(MPLBACKEND="Agg", HOME=job.workdir, OMP_NUM_THREADS="1")
     send(fd, {"isolation": applied})
     namespace, errors = execute_cells(job.code)

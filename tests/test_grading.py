@@ -1,0 +1,233 @@
+"""A class of adversarial and broken chapter 1 submissions, each with its expected score.
+
+One batch grades them all (so one bad submission must not stop the others);
+the tests then read each student's result. Student ids say what each does.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.course import EXERCISES, SOLUTIONS, REPO, nbgrader, new_course
+from autograder.grading.batch import grade_class
+from autograder.grading.report import write_all
+from autograder.grading.batch import Assignment
+from autograder.grading.sandbox import Limits
+
+ASSIGNMENT = "01-recurrence"
+SOURCE = json.loads((SOLUTIONS / ASSIGNMENT / "recurrence.ipynb").read_text())
+RELEASE = json.loads((EXERCISES / ASSIGNMENT / "recurrence.ipynb").read_text())
+FULL = 8.0
+
+
+def cell_index(nb: dict, grade_id: str) -> int:
+    return next(i for i, c in enumerate(nb["cells"])
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def answered(*grade_ids: str) -> dict:
+    """The release with the named answer cells filled in from the source (all when none named)."""
+    nb = copy.deepcopy(RELEASE)
+    for grade_id in grade_ids or ("rnn_step", "rnn_forward", "MyRNN"):
+        nb["cells"][cell_index(nb, grade_id)] = copy.deepcopy(SOURCE["cells"][cell_index(SOURCE, grade_id)])
+    return nb
+
+
+def code(source: str) -> dict:
+    return {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": source}
+
+
+def with_cell(nb: dict, source: str, at: int = 2) -> dict:
+    nb = copy.deepcopy(nb)
+    nb["cells"].insert(at, code(source))
+    return nb
+
+
+def edited(nb: dict, grade_id: str, **changes) -> dict:
+    nb = copy.deepcopy(nb)
+    nb["cells"][cell_index(nb, grade_id)].update(changes)
+    return nb
+
+
+def without(nb: dict, grade_id: str) -> dict:
+    nb = copy.deepcopy(nb)
+    del nb["cells"][cell_index(nb, grade_id)]
+    return nb
+
+
+def duplicated(nb: dict, grade_id: str) -> dict:
+    nb = copy.deepcopy(nb)
+    i = cell_index(nb, grade_id)
+    nb["cells"].insert(i + 1, copy.deepcopy(nb["cells"][i]))
+    return nb
+
+
+SECRET_FILE = str(SOLUTIONS / ASSIGNMENT / "recurrence.ipynb")
+STEAL_SOLUTIONS = f'''
+import json
+try:
+    stolen = json.load(open({SECRET_FILE!r}))["cells"]
+except OSError:
+    stolen = []
+for cell in stolen:
+    if cell.get("metadata", {{}}).get("nbgrader", {{}}).get("solution"):
+        exec("".join(cell["source"]))
+'''
+FROM_SCRATCH_BY_NN = '''
+def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh", batch_first=False):
+    rnn = nn.RNN(weight_ih.shape[1], weight_ih.shape[0], nonlinearity=nonlinearity, bias=bias_ih is not None,
+                 batch_first=batch_first, dtype=input.dtype)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(weight_ih); rnn.weight_hh_l0.copy_(weight_hh)
+        if bias_ih is not None:
+            rnn.bias_ih_l0.copy_(bias_ih); rnn.bias_hh_l0.copy_(bias_hh)
+    return rnn(input, h_0)
+'''
+
+
+def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
+    """student id -> (notebook dict, or raw bytes; expected score; words expected in the result)."""
+    return {
+        "reference": (answered(), FULL, ""),
+        "blank": (RELEASE, 0.0, "not implemented yet"),
+        "partly-right": (answered("rnn_step"), 2.0, "rnn_forward is not implemented yet"),
+        "tampers-with-comparisons": (with_cell(RELEASE, "import torch, torch.testing\n"
+                                                  "torch.allclose = lambda *a, **k: True\n"
+                                                  "torch.testing.assert_close = lambda *a, **k: None\n"
+                                                  "torch.equal = lambda *a, **k: True"), 0.0, ""),
+        "tampers-with-torch": (with_cell(answered(), "import torch\ntorch.nn.RNN.forward = lambda *a, **k: None\n"
+                                                     "torch.nn.RNNCell.forward = lambda *a, **k: None"), FULL, ""),
+        "tampers-with-autograder": (with_cell(RELEASE, "import autograder.check as c, autograder.compare as m\n"
+                                                       "c.Check.compare = lambda *a, **k: []\n"
+                                                       "m.compare_tensor = lambda *a, **k: []"), 0.0, ""),
+        "tampers-with-references": (with_cell(answered("rnn_step"),
+                                              "import autograder.recurrence as r\n"
+                                              "r.RnnForwardCheck.run_reference = lambda self, case: {}\n"
+                                              "r.MyRnnCheck.run_student = lambda self, s, case: self.run_reference(case)"),
+                                    2.0, ""),
+        # Reading the solutions would give full marks; hidden from the child, it gives none.
+        "reads-instructor-files": (with_cell(RELEASE, STEAL_SOLUTIONS, at=len(RELEASE["cells"])), 0.0, ""),
+        "writes-gradebook": (with_cell(answered(), "import os\ntry:\n"
+                                                   "    open(os.environ['GRADEBOOK'], 'a').write('hacked')\n"
+                                                   "except OSError:\n    pass"), FULL, ""),
+        "deletes-test-cells": (without(without(answered(), "test_rnn_step"), "test_MyRNN"), FULL,
+                               "restored deleted cell 'test_rnn_step'"),
+        "edits-test-cells": (edited(RELEASE, "test_rnn_step", source="pass  # all good"), 0.0,
+                             "restored edited read-only cell 'test_rnn_step'"),
+        "duplicates-cells": (duplicated(duplicated(answered(), "test_rnn_forward"), "rnn_step"), FULL,
+                             "removed a duplicate of cell 'test_rnn_forward'"),
+        "retypes-cells": (edited(edited(answered(), "test_MyRNN", cell_type="markdown"), "rnn_step",
+                                 cell_type="markdown"), FULL, "changed answer cell 'rnn_step' back"),
+        "infinite-loop": (with_cell(answered(), "while True:\n    pass", at=len(RELEASE["cells"])), 0.0,
+                          "time limit"),
+        "os-exit": (with_cell(answered(), "import os\nos._exit(3)", at=len(RELEASE["cells"])), 0.0,
+                    "exit code 3"),
+        "huge-allocation": (with_cell(answered(), "hog = bytearray(64 * 2**30)"), FULL, "MemoryError"),
+        "invalid-json": (b'{"cells": [', 0.0, "not valid notebook JSON"),
+        "empty-file": (b"", 0.0, "the submitted file is empty"),
+        "unknown-kernel": (dict(answered(), metadata={"kernelspec": {"name": "julia-1.9"}}), FULL,
+                           "kernel 'julia-1.9' replaced by python3"),
+        "correct-but-warns": (with_cell(answered(), "import sys, warnings\nwarnings.warn('old API')\n"
+                                                    "print('noise', file=sys.stderr)"), FULL, ""),
+        "calls-torch-nn": (with_cell(answered("rnn_step", "MyRNN"), FROM_SCRATCH_BY_NN, at=cell_index(RELEASE, "rnn_forward") + 1),
+                           2.0, "not written by hand"),  # MyRNN reuses that rnn_forward: lost too
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("class")
+    course = new_course(tmp / "course")
+    nbgrader("generate_assignment", ASSIGNMENT, "--force", cwd=course)
+    submissions = tmp / "submissions"
+    expected = {}
+    for student, (notebook, score, words) in class_list(tmp).items():
+        folder = submissions / student
+        folder.mkdir(parents=True)
+        data = notebook if isinstance(notebook, bytes) else json.dumps(notebook).encode()
+        (folder / "recurrence.ipynb").write_bytes(data)
+        expected[student] = (score, words)
+    (submissions / "no-notebook").mkdir()
+    expected["no-notebook"] = (0.0, "no notebook found")
+    gradebook_before = (course / "gradebook.db").read_bytes()
+    os.environ["GRADEBOOK"] = str(course / "gradebook.db")  # the hostile cell's target
+    out = tmp / "graded"
+    results = grade_class(ASSIGNMENT, submissions, out, workers=2, course=course, progress=False,
+                          limits=Limits(wall_seconds=10, cpu_seconds=12))
+    untouched = (course / "gradebook.db").read_bytes() == gradebook_before
+    write_all(results, Assignment.load(ASSIGNMENT), out, course)
+    return {r.student: r for r in results}, expected, out, course, untouched, submissions
+
+
+def describe(result) -> str:
+    return json.dumps({"score": result.score, "cells": [c.__dict__ for c in result.cells],
+                       "repairs": result.repairs, "errors": result.cell_errors, "notes": result.notes})
+
+
+def test_every_submission_gets_its_expected_score_and_reason(graded):
+    results, expected, *_ = graded
+    assert set(results) == set(expected)
+    for student, (score, words) in expected.items():
+        result = results[student]
+        assert result.score == score, f"{student}: {describe(result)}"
+        if words:
+            assert words in describe(result), f"{student}: {describe(result)}"
+        for cell in result.cells:
+            assert cell.score == cell.points or cell.reason, f"{student} lost points without a reason"
+
+
+def test_isolation_was_applied(graded):
+    results, *_ = graded
+    isolation = " ".join(results["reference"].isolation)
+    assert "temporary directory" in isolation and "limits" in isolation
+    if os.geteuid() == 0:
+        assert "no network" in isolation and "unprivileged user nobody" in isolation
+        assert "private course paths hidden" in isolation
+
+
+def test_students_cannot_touch_the_gradebook(graded):
+    *_, untouched, _ = graded
+    assert untouched
+
+
+def test_outputs_csv_feedback_and_figure(graded):
+    results, _, out, *_ = graded
+    rows = {row["student_id"]: row for row in csv.DictReader((out / "grades.csv").open())}
+    assert float(rows["reference"]["score"]) == FULL and float(rows["blank"]["score"]) == 0
+    assert "not implemented yet" in rows["blank"]["reasons"]
+    page = (out / "feedback" / "edits-test-cells.html").read_text()
+    assert "restored edited read-only cell" in page and "<script" not in page
+    assert (out / "summary.png").stat().st_size > 10_000
+
+
+def test_nbgrader_export_sees_the_scores(graded, tmp_path):
+    results, _, _, course, *_ = graded
+    nbgrader("export", "--to", str(tmp_path / "export.csv"), cwd=course)
+    exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader((tmp_path / "export.csv").open())}
+    for student, result in results.items():
+        assert exported[student] == result.score, student
+
+
+def test_resume_regrades_only_what_changed(graded):
+    results, expected, out, course, _, submissions = graded
+    (submissions / "blank" / "recurrence.ipynb").write_text(json.dumps(answered("rnn_step")))
+    again = {r.student: r for r in grade_class(ASSIGNMENT, submissions, out, workers=2, progress=False)}
+    assert again["blank"].score == 2.0  # changed: graded again
+    for student in ("reference", "infinite-loop", "os-exit"):
+        assert again[student].seconds == results[student].seconds  # unchanged: not regraded
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    for args, words in ((["grade", "99-nope", str(tmp_path)], "unknown assignment '99-nope'"),
+                        (["grade", ASSIGNMENT, str(tmp_path / "missing")], "does not exist")):
+        result = subprocess.run([sys.executable, "-m", "autograder", *args, "--out", str(tmp_path / "o")],
+                                capture_output=True, text=True, cwd=REPO)
+        assert result.returncode != 0 and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
