@@ -29,10 +29,10 @@ def environment() -> dict[str, str]:
     return env
 
 
-def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run an nbgrader command with this Python; raise with its output if it fails."""
+def nbgrader(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run an nbgrader command with this Python (extra environment variables in `env`)."""
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd,
-                            capture_output=True, text=True, env=environment())
+                            capture_output=True, text=True, env=environment() | env)
     if result.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

@@ -44,6 +44,7 @@ class Result:
     isolation: list[str] = field(default_factory=list)
     seconds: float = 0.0
     digest: str = ""
+    path: str = ""  # the submitted notebook
 
 
 @dataclass
@@ -233,7 +234,7 @@ def prepare_job(assignment: Assignment, submission: Submission, scratch: Path, p
                 hide: list[str]) -> tuple[Result, Job | None]:
     result = Result(submission.student, assignment.name, 0.0, assignment.max_score,
                     [CellResult(c.grade_id, c.points, 0.0, "") for c in assignment.graded],
-                    digest=digest(submission.path))
+                    digest=digest(submission.path), path=str(submission.path or ""))
     if submission.note:
         result.notes.append(submission.note)
     if submission.path is None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import html
+import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -92,6 +94,43 @@ def write_gradebook(results: list[Result], assignment: Assignment, course: Path)
                 grade = gradebook.find_grade(cell.grade_id, notebook_id, assignment.name, result.student)
                 grade.auto_score = cell.score
             gradebook.db.commit()
+            write_autograded(result, assignment, course)
+
+
+def write_autograded(result: Result, assignment: Assignment, course: Path) -> None:
+    """The repaired notebook with each test cell showing the grade's reason, where nbgrader
+    looks for it (autograded/<student>/<assignment>/), so generate_feedback and the
+    formgrader work as after `nbgrader autograde`."""
+    from autograder.grading.notebook import is_test, meta, prepare
+    data = Path(result.path).read_bytes() if result.path and Path(result.path).is_file() else b""
+    prepared = prepare(data, assignment.release)
+    cells = prepared.cells if not prepared.problem else [dict(c) for c in assignment.release["cells"]]
+    by_id = {c.grade_id: c for c in result.cells}
+    source_tests = {meta(c)["grade_id"]: c for c in assignment.source["cells"] if is_test(c)}
+    notebook = dict(assignment.release, cells=[])
+    for cell in cells:
+        grade_id = meta(cell).get("grade_id")
+        if grade_id in by_id and is_test(cell):
+            cell = dict(source_tests.get(grade_id, cell), outputs=[test_output(by_id[grade_id])],
+                        execution_count=None)
+        elif cell.get("cell_type") == "code":
+            cell = dict(cell, outputs=[], execution_count=None)
+        notebook["cells"].append(cell)
+    target = course / "autograded" / result.student / assignment.name / assignment.notebook
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(notebook, indent=1))
+    for name in ("timestamp.txt", "submission_secret.txt"):  # nbgrader's submitted/ tree:
+        kept = Path(result.path).parent / name if result.path else None  # feedback needs them
+        if kept and kept.is_file():
+            shutil.copy(kept, target.parent / name)
+
+
+def test_output(cell) -> dict:
+    if cell.score == cell.points:
+        return {"output_type": "stream", "name": "stdout",
+                "text": f"Passed: every case matched ({cell.points:g} points).\n"}
+    return {"output_type": "error", "ename": "CheckFailure", "evalue": cell.reason.splitlines()[0],
+            "traceback": cell.reason.splitlines()}
 
 
 def write_all(results: list[Result], assignment: Assignment, out: Path, course: Path | None) -> None:
