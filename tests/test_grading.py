@@ -231,3 +231,16 @@ def test_command_line_errors_are_one_line(tmp_path):
                                 capture_output=True, text=True, cwd=REPO)
         assert result.returncode != 0 and words in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_lms_zip_of_flat_files(tmp_path):
+    """A zip as an LMS downloads it: flat files named <student>_<anything>.ipynb."""
+    import zipfile
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("ada_attempt_2026-11-20_recurrence.ipynb", json.dumps(answered()))
+        zipped.writestr("ben_attempt_2026-11-21_recurrence.ipynb", json.dumps(answered("rnn_step")))
+        zipped.writestr("../escape.ipynb", "{}")  # never extracted outside the scratch folder
+    results = grade_class(ASSIGNMENT, archive, tmp_path / "out", workers=2, progress=False)
+    assert {r.student: r.score for r in results} == {"ada": FULL, "ben": 2.0}
+    assert not (tmp_path / "escape.ipynb").exists()
