@@ -33,7 +33,8 @@ def html(tmp_path_factory) -> Path:
 
 def test_book_builds_every_page(html):
     for page in ("index.html", "book/intro.html", "book/notation.html", CHAPTER,
-                 "book/references.html", "exercises/01-recurrence/recurrence.html"):
+                 "book/references.html", "book/instructors.html",
+                 "exercises/01-recurrence/recurrence.html"):
         assert (html / page).is_file(), page
 
 
