@@ -247,6 +247,7 @@ def prepare_job(assignment: Assignment, submission: Submission, scratch: Path, p
     if prepared.problem:
         return zero(result, prepared.problem), None
     result.repairs = prepared.repairs
+    result.notes += prepared.suspicions
     workdir = scratch / "work" / safe_name(submission.student)
     workdir.mkdir(parents=True)
     (scratch / "work").chmod(0o711)

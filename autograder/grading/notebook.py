@@ -30,6 +30,7 @@ class Prepared:
     cells: list[dict] = field(default_factory=list)  # the repaired notebook's cells
     code: list[tuple[str, str]] = field(default_factory=list)  # (label, source) to execute
     repairs: list[str] = field(default_factory=list)
+    suspicions: list[str] = field(default_factory=list)  # for the instructor; no effect on scores
     problem: str = ""  # set when the file cannot be graded at all
 
 
@@ -106,9 +107,58 @@ def prepare(data: bytes, release: dict) -> Prepared:
         theirs, *extras = anchors[grade_id]
         cells.append(restore(cell, theirs, repairs))
         cells.extend(extras)
+    cells = normalise_ids(cells, repairs)
     code = [(meta(c).get("grade_id") or f"cell {i + 1}", source_text(c))
             for i, c in enumerate(cells) if c.get("cell_type") == "code" and not is_test(c)]
-    return Prepared(cells=cells, code=code, repairs=repairs)
+    return Prepared(cells=cells, code=code, repairs=repairs, suspicions=suspicions(code))
+
+
+def normalise_ids(cells: list[dict], repairs: list[str]) -> list[dict]:
+    """Every cell gets a unique nbformat 4.5 id (duplicated cells share theirs)."""
+    seen, fixed, result = set(), 0, []
+    for index, cell in enumerate(cells):
+        cell_id = cell.get("id")
+        if not isinstance(cell_id, str) or not cell_id or cell_id in seen:
+            cell_id, fixed = f"cell-{index}", fixed + 1
+            while cell_id in seen:
+                cell_id += "x"
+            cell = dict(cell, id=cell_id)
+        seen.add(cell_id)
+        result.append(cell)
+    if fixed:
+        repairs.append(f"gave {fixed} cell(s) a missing or duplicate id")
+    return result
+
+
+GUARDED = ("torch", "nn", "F", "autograder", "np", "numpy", "builtins")
+
+
+def suspicions(code: list[tuple[str, str]]) -> list[str]:
+    """Name code that reassigns library functions or reaches into the autograder.
+
+    It changes no score (the comparisons run elsewhere); it tells the instructor
+    where to look.
+    """
+    found = []
+    for label, source in code:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                root = target
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if isinstance(target, ast.Attribute) and isinstance(root, ast.Name) and root.id in GUARDED:
+                    found.append(f"suspected tampering in {label}: assigns {ast.unparse(target)}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                if any(n.startswith("autograder") for n in names):
+                    found.append(f"suspected tampering in {label}: imports the autograder")
+    return sorted(set(found))
 
 
 def restore(release_cell: dict, student_cell: dict, repairs: list[str]) -> dict:
