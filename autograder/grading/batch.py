@@ -181,7 +181,7 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, workers: 
             found = collect(submissions, assignment.name, assignment.notebook, scratch)
             cases = make_cases(assignment, seed)
             payload = dumps(cases)
-            hide = private_paths(course, submissions, out)
+            hide = private_paths(course, submissions, out) + [str(scratch / "unzipped")]
             results, jobs, pending = [], [], {}
             for submission in found:
                 done = previous(out, submission, resume)
@@ -248,7 +248,9 @@ def prepare_job(assignment: Assignment, submission: Submission, scratch: Path, p
         return zero(result, prepared.problem), None
     result.repairs = prepared.repairs
     result.notes += prepared.suspicions
-    workdir = scratch / "work" / safe_name(submission.student)
+    # Children run at the same time as the same user: an unguessable folder name in an
+    # unlistable parent keeps one student's copy out of another's reach.
+    workdir = scratch / "work" / secrets.token_hex(16)
     workdir.mkdir(parents=True)
     (scratch / "work").chmod(0o711)
     shutil.copy(submission.path, workdir / assignment.notebook)
