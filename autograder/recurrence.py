@@ -130,10 +130,15 @@ def mistakes(config: dict, x, h_0, w) -> list[tuple[str, dict]]:
 
 
 def first_matching_mistake(case: Case, expected: dict, actual: dict, found) -> str:
+    """The first mistake whose outputs all equal the student's, and that is a mistake here.
+
+    Outputs a mistake leaves right may be among them: it is named when every output
+    matches the student's and at least one differs from the expected one.
+    """
     for text, outputs in found:
         relevant = [k for k in outputs if k in actual]
-        if relevant and all(matches(outputs[k], actual[k]) and not matches(expected[k], outputs[k])
-                            for k in relevant):
+        if relevant and all(matches(outputs[k], actual[k]) for k in relevant) \
+                and any(not matches(expected[k], outputs[k]) for k in relevant):
             return text
     return ""
 
