@@ -78,8 +78,15 @@ def compare_tensor(name: str, expected: torch.Tensor, actual, *, dims: tuple[str
     if actual.dtype != expected.dtype:
         problems.append(f"{name} has dtype {actual.dtype}, expected {expected.dtype}: "
                         "keep the dtype of the inputs (create new tensors with dtype=x.dtype)")
-    if actual.is_complex() or not actual.dtype.is_floating_point:
-        return problems or [f"{name} has dtype {actual.dtype}, expected {expected.dtype}"]
+    if not (actual.dtype.is_floating_point and expected.dtype.is_floating_point):
+        if problems:  # a dtype mismatch with integers, booleans or complex: said above
+            return problems
+        differ = actual.detach().cpu() != expected.detach().cpu()  # integers: exactly equal
+        if differ.any():
+            where = first_bad_index(differ, dims)
+            return [f"{index_str(name, dims, where)} is {actual[where].item()}, expected "
+                    f"{expected[where].item()}"]
+        return []
     got = actual.detach().to("cpu", torch.float64)
     want = expected.detach().to("cpu", torch.float64)
     if not torch.isfinite(got).all():
