@@ -110,7 +110,10 @@ def prepare(data: bytes, release: dict) -> Prepared:
     cells = normalise_ids(cells, repairs)
     code = [(meta(c).get("grade_id") or f"cell {i + 1}", source_text(c))
             for i, c in enumerate(cells) if c.get("cell_type") == "code" and not is_test(c)]
-    return Prepared(cells=cells, code=code, repairs=repairs, suspicions=suspicions(code))
+    students_code = [(meta(c).get("grade_id") or f"cell {i + 1}", source_text(c))
+                     for i, c in enumerate(cells) if c.get("cell_type") == "code"
+                     and not is_test(c) and not meta(c).get("locked")]  # locked cells are ours
+    return Prepared(cells=cells, code=code, repairs=repairs, suspicions=suspicions(students_code))
 
 
 def normalise_ids(cells: list[dict], repairs: list[str]) -> list[dict]:

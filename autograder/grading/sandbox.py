@@ -356,7 +356,7 @@ def preload_standard_library() -> int:
             module = importlib.import_module(name)
             loaded += 1
             for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
-                if NOT_PRELOADED.isdisjoint(info.name.split(".")) and "win" not in info.name:
+                if NOT_PRELOADED.isdisjoint(info.name.split(".")):  # others' platforms fail below
                     try:
                         importlib.import_module(info.name)
                         loaded += 1
@@ -374,6 +374,9 @@ def serve(connection, limits: Limits) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401 -- students plot; import it while readable
     from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401
+    # The first torch.optim step imports torch._dynamo (about 2 s): pay it once here,
+    # not in every child, and while the standard library is still readable.
+    import torch._dynamo  # noqa: F401
     if os.geteuid() == 0 and not readable_by_everyone(os.path.dirname(os.__file__)):
         preload_standard_library()
     torch.set_num_threads(1)
