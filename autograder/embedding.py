@@ -295,7 +295,8 @@ class EncodeCheck(ExactCheck):
     visible_base, hidden_base = 2200, 9720
 
     VISIBLE = [dict(n_sentences=20, n_words=25, min_freq=2, n_encode=3),
-               dict(n_sentences=30, n_words=40, min_freq=3, n_encode=3, unk_in_text=True)]
+               dict(n_sentences=30, n_words=40, min_freq=3, n_encode=3, unk_in_text=True),
+               dict(n_sentences=12, n_words=15, min_freq=1, n_encode=2, empty=True)]
     HIDDEN = [dict(n_sentences=40, n_words=50, min_freq=2, n_encode=4, unk_in_text=True),
               dict(n_sentences=15, n_words=20, min_freq=1, n_encode=3, empty=True),
               dict(n_sentences=25, n_words=30, min_freq=4, n_encode=5)]

@@ -39,6 +39,19 @@ def student_namespace(path: Path, mutation: tuple[str, str, str] | None = None) 
     return namespace
 
 
+def rejections(path: Path, check, mutation: tuple[str, str, str]) -> list[str]:
+    """The feedback `check` gives a mutant of the notebook, on the visible and on the hidden
+    cases; both must reject it (a check that accepts a mutant fails the test here)."""
+    from autograder import CheckFailure
+    student = student_namespace(path, mutation)[check.student_name]
+    messages = []
+    for hidden in (False, True):
+        with pytest.raises(CheckFailure) as failure:
+            check(student, hidden=hidden, quiet=True)
+        messages.append(str(failure.value))
+    return messages
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -6,7 +6,6 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from autograder.course import REPO, nbgrader, new_course
 from test_grading import ASSIGNMENT, RELEASE, answered
