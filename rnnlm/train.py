@@ -1,0 +1,197 @@
+"""Training with truncated backpropagation through time.
+
+The training split is cut into `batch_size` columns (data.batchify) and walked
+down in windows of `bptt` rows (data.get_batch). The hidden state at the end of
+one window is the start of the next, so each column is read as one long text;
+it is detached between windows, so gradients flow back at most `bptt` steps:
+
+    window 0          window 1          window 2
+    x0 .. x34   h ->  x35 .. x69   h -> x70 .. x104 ...
+    <-backprop--|     <-backprop--|     (detach at each |)
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .configs import Config
+from .data import Corpus, batchify, get_batch
+from .evaluate import cross_entropy
+from .model import RNNModel
+
+
+def repackage_hidden(hidden):
+    """The same state values cut from the graph of the window that made them (a tensor,
+    or a tuple for the LSTM). Without it the graph grows across windows, and the second
+    backward() fails with "Trying to backward through the graph a second time"."""
+    if isinstance(hidden, torch.Tensor):
+        return hidden.detach()
+    return tuple(repackage_hidden(h) for h in hidden)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def build_model(config: Config, ntoken: int) -> RNNModel:
+    return RNNModel(config.model, ntoken, config.emsize, config.nhid, config.nlayers, config.dropout, config.tied)
+
+
+@dataclass
+class History:
+    """What fit() measured: one row per epoch, the validation curve, the test result."""
+    epochs: list[dict] = field(default_factory=list)
+    curve: list[tuple[float, float]] = field(default_factory=list)   # (training seconds, valid ppl)
+    test_ppl: float | None = None
+    best_valid_ppl: float = math.inf
+    stopped_by_budget: bool = False
+
+
+class Clock:
+    """Training seconds (evaluation excluded) and the time budget."""
+
+    def __init__(self, budget: float | None):
+        self.budget, self.spent, self.started = budget, 0.0, None
+
+    def start(self):
+        self.started = time.perf_counter()
+
+    def stop(self):
+        self.spent += time.perf_counter() - self.started
+        self.started = None
+
+    def now(self) -> float:
+        return self.spent + (time.perf_counter() - self.started if self.started else 0.0)
+
+    def out(self) -> bool:
+        return self.budget is not None and self.now() >= self.budget
+
+
+def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log: Callable,
+                epoch: int, on_interval: Callable | None = None) -> tuple[float, int, bool]:
+    """One pass over train_data (rows, batch). Returns (mean loss, tokens, stopped early)."""
+    model.train()
+    hidden = model.init_hidden(config.batch_size)
+    total_loss, total_tokens, interval_loss, interval_tokens = 0.0, 0, 0.0, 0
+    batches = math.ceil((train_data.size(0) - 1) / config.bptt)
+    interval_start = clock.now()
+    clock.start()
+    for batch, i in enumerate(range(0, train_data.size(0) - 1, config.bptt), start=1):
+        inputs, targets = get_batch(train_data, i, config.bptt)   # (seq_len, N), (seq_len * N,)
+        hidden = repackage_hidden(hidden)
+        optimizer.zero_grad(set_to_none=True)
+        logits, hidden = model(inputs, hidden)                    # (seq_len, N, ntoken)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        # Token-weighted sums: the last window of the epoch is shorter than the rest.
+        tokens = targets.numel()
+        total_loss += loss.item() * tokens
+        total_tokens += tokens
+        interval_loss += loss.item() * tokens
+        interval_tokens += tokens
+        if batch % config.log_interval == 0 or batch == batches:
+            seconds = clock.now() - interval_start
+            mean = interval_loss / interval_tokens
+            log(f"| epoch {epoch:3d} | {batch:5d}/{batches:5d} batches | lr {optimizer.param_groups[0]['lr']:6.3g} "
+                f"| {interval_tokens / seconds:8.0f} tokens/s | loss {mean:5.2f} | ppl {math.exp(mean):8.2f}")
+            interval_loss, interval_tokens, interval_start = 0.0, 0, clock.now()
+        if on_interval and config.eval_every and batch % config.eval_every == 0:
+            clock.stop()
+            on_interval()
+            model.train()
+            clock.start()
+        if clock.out():
+            break
+    clock.stop()
+    return total_loss / total_tokens, total_tokens, clock.out()
+
+
+def next_lr(lr: float, config: Config, epoch: int, valid_loss: float, best_loss: float) -> float:
+    """The classic SGD schedules: divide after a fixed epoch, or when validation stalls."""
+    if config.schedule == "step" and epoch >= config.decay_start:
+        return lr / config.lr_decay
+    if config.schedule == "plateau" and valid_loss >= best_loss:
+        return lr / config.lr_decay
+    return lr
+
+
+def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Callable = print,
+        model: RNNModel | None = None) -> tuple[RNNModel, History]:
+    """Train on corpus.train, keep the best model by validation loss, report test perplexity."""
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    ntoken = len(corpus.dictionary)
+    model = (model or build_model(config, ntoken)).to(device)
+    train_data = batchify(corpus.train, config.batch_size).to(device)          # (rows, batch)
+    valid_data = batchify(corpus.valid, config.eval_batch_size).to(device)
+    test_data = batchify(corpus.test, config.eval_batch_size).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    history, clock = History(), Clock(config.time_budget)
+    best_loss, best_state = math.inf, None
+
+    def valid_point():
+        history.curve.append((clock.now(), math.exp(cross_entropy(model, valid_data, config.bptt))))
+
+    for epoch in range(1, config.epochs + 1):
+        seconds_before = clock.now()
+        train_loss, tokens, out_of_time = train_epoch(model, train_data, optimizer, config, clock, log, epoch,
+                                                      valid_point)
+        seconds = clock.now() - seconds_before
+        valid_loss = cross_entropy(model, valid_data, config.bptt)
+        history.curve.append((clock.now(), math.exp(valid_loss)))
+        history.epochs.append(dict(epoch=epoch, train_loss=train_loss, valid_ppl=math.exp(valid_loss),
+                                   seconds=seconds, tokens_per_s=tokens / seconds,
+                                   lr=optimizer.param_groups[0]["lr"]))
+        log(f"| end of epoch {epoch:3d} | train loss {train_loss:5.2f} | valid ppl {math.exp(valid_loss):8.2f} "
+            f"| {seconds:7.1f} s | {tokens / seconds:8.0f} tokens/s")
+        for group in optimizer.param_groups:
+            group["lr"] = next_lr(group["lr"], config, epoch, valid_loss, best_loss)
+        if valid_loss < best_loss:
+            best_loss = valid_loss
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if save:
+                save_checkpoint(save, model, config, corpus)
+        if out_of_time:
+            history.stopped_by_budget = True
+            log(f"| time budget of {config.time_budget:g} s reached during epoch {epoch}")
+            break
+    model.load_state_dict(best_state)
+    history.best_valid_ppl = math.exp(best_loss)
+    history.test_ppl = math.exp(cross_entropy(model, test_data, config.bptt))
+    log(f"| end of training | best valid ppl {history.best_valid_ppl:8.2f} | test ppl {history.test_ppl:8.2f}")
+    return model, history
+
+
+def save_checkpoint(path: str | Path, model: RNNModel, config: Config, corpus: Corpus) -> None:
+    """Weights, the configuration that built them and the vocabulary, in one file."""
+    torch.save({"config": asdict(config), "state_dict": model.state_dict(),
+                "vocabulary": corpus.dictionary.idx2word}, path)
+
+
+def load_checkpoint(path: str | Path, device: str = "auto") -> tuple[RNNModel, Config, list[str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    config = Config(**saved["config"])
+    model = build_model(config, len(saved["vocabulary"]))
+    model.load_state_dict(saved["state_dict"])
+    model.to(pick_device(device))
+    # load_state_dict copies into the existing tensors, but after moving a module or
+    # loading weights cuDNN wants them in one flat buffer again (chapter 7).
+    model.rnn.flatten_parameters()
+    return model, config, saved["vocabulary"]
