@@ -129,7 +129,12 @@ def next_lr(lr: float, config: Config, epoch: int, valid_loss: float, best_loss:
     return lr
 
 
-def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Callable = print,
+def print_now(line: str) -> None:
+    """print, flushed: progress lines show up at once even when stdout is a file or a pipe."""
+    print(line, flush=True)
+
+
+def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Callable = print_now,
         model: RNNModel | None = None) -> tuple[RNNModel, History]:
     """Train on corpus.train, keep the best model by validation loss, report test perplexity."""
     torch.manual_seed(config.seed)
