@@ -14,9 +14,10 @@ written for the student. A grader that does not trust student code can run
 """
 from __future__ import annotations
 
+import importlib
 import inspect
-from contextlib import contextmanager
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -108,6 +109,72 @@ def forbid(names: tuple[str, ...], reason: str):
 _MISSING = object()
 
 
+def resolve(dotted: str) -> Callable:
+    """The object a dotted path such as "rnnlm.data.batchify" names."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            target = getattr(target, part)
+        return target
+    raise ImportError(f"cannot resolve {dotted!r}")
+
+
+# id(trap code) -> (trap code, message); the code is kept so that its id stays unique.
+_TRAP_MESSAGES: dict[int, tuple[Any, str]] = {}
+
+
+def _trap_code(function: Callable):
+    """A code object that raises ForbiddenCall, fit to replace `function.__code__`.
+
+    It runs with the function's globals, so it imports what it needs; and it has the
+    function's free variables (a method that calls super() has `__class__`), because
+    Python only swaps code with the same closure.
+    """
+    free = function.__code__.co_freevars
+    source = ("def factory():\n" + "".join(f"    {name} = None\n" for name in free)
+              + "    def trapped(*args, **kwargs):\n"
+              + (f"        {', '.join(free)}\n" if free else "")
+              + "        import sys as frames\n"
+              + "        from autograder.check import _TRAP_MESSAGES, ForbiddenCall\n"
+              + "        raise ForbiddenCall(_TRAP_MESSAGES[id(frames._getframe().f_code)][1])\n"
+              + "    return trapped\n")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<forbidden>", "exec"), namespace)  # noqa: S102 -- our own fixed text
+    code = namespace["factory"]().__code__
+    assert code.co_freevars == free, (code.co_freevars, free)
+    return code.replace(co_name=function.__name__, co_qualname=function.__qualname__)
+
+
+@contextmanager
+def forbid_functions(paths: tuple[str, ...], reason: str):
+    """While student code runs, make the Python functions at `paths` raise ForbiddenCall.
+
+    The function's code itself is swapped, not the attribute that names it, so an
+    answer that imported the function before the check (`from rnnlm.data import
+    batchify`), an alias, a subclass that inherits a forbidden method, or a wrapper
+    such as torch's `_no_grad` all reach the trap.
+    """
+    saved = []
+    try:
+        for path in paths:
+            function = inspect.unwrap(resolve(path))
+            if any(function is done for done, _ in saved):
+                continue
+            trap = _trap_code(function)
+            _TRAP_MESSAGES[id(trap)] = (trap, f"it calls {path} ({reason})")
+            saved.append((function, function.__code__))
+            function.__code__ = trap
+        yield
+    finally:
+        for function, code in reversed(saved):
+            _TRAP_MESSAGES.pop(id(function.__code__), None)
+            function.__code__ = code
+
+
 def call_student(what: str, fn: Callable, *args, **kwargs):
     """Call student code on copies of the inputs; report exceptions and in-place edits."""
     copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
@@ -140,6 +207,8 @@ class Check:
     kind: str = "function"  # "function" or "class"
     # torch kernels the student must not call (e.g. "rnn_tanh" behind nn.RNN)
     forbidden: tuple[str, ...] = ()
+    # Python functions the student must not call, by dotted path (e.g. "rnnlm.data.batchify")
+    forbidden_functions: tuple[str, ...] = ()
     forbidden_reason: str = "this exercise asks you to write it yourself"
     rtol: float = RTOL
     atol: float = ATOL
@@ -156,7 +225,8 @@ class Check:
 
     def run_student_guarded(self, student, case: Case) -> dict[str, Any]:
         """run_student with the forbidden kernels trapped: what graders and test cells call."""
-        with forbid(self.forbidden, self.forbidden_reason):
+        with forbid(self.forbidden, self.forbidden_reason), \
+                forbid_functions(self.forbidden_functions, self.forbidden_reason):
             return self.run_student(student, case)
 
     def run_reference(self, case: Case) -> dict[str, Any]:
