@@ -31,6 +31,11 @@ from .recurrence import DTYPE, case_seed, first_matching_mistake
 from .training import OwnMessages
 
 
+# The answers exist in the book's package, so while student code runs rnnlm's own
+# versions raise ForbiddenCall (see check.forbid_functions): an answer must be written.
+RNNLM_REASON = "this exercise asks you to write it yourself; rnnlm is what it is checked against"
+
+
 def random_ids(*shape: int, ntoken: int = 1000) -> torch.Tensor:
     return torch.randint(0, ntoken, shape, dtype=torch.long)
 
@@ -47,6 +52,8 @@ class BatchifyCheck(OwnMessages, Check):
     name = "08-language-model/batchify"
     student_name = "batchify"
     reference_name = "rnnlm.data.batchify"
+    forbidden_functions = ("rnnlm.data.batchify",)
+    forbidden_reason = RNNLM_REASON
     ok_text = "equals rnnlm.data.batchify exactly"
     failure_text = "differs from rnnlm.data.batchify"
 
@@ -97,6 +104,8 @@ class GetBatchCheck(OwnMessages, Check):
     name = "08-language-model/get_batch"
     student_name = "get_batch"
     reference_name = "rnnlm.data.get_batch"
+    forbidden_functions = ("rnnlm.data.get_batch",)
+    forbidden_reason = RNNLM_REASON
     ok_text = "equals rnnlm.data.get_batch exactly at every window"
     failure_text = "differs from rnnlm.data.get_batch"
 
@@ -211,6 +220,9 @@ class LanguageModelCheck(Check):
     student_name = "LanguageModel"
     reference_name = "rnnlm.model.RNNModel"
     kind = "class"
+    forbidden_functions = ("rnnlm.model.RNNModel.__init__", "rnnlm.model.RNNModel.forward",
+                           "rnnlm.model.RNNModel.init_hidden")
+    forbidden_reason = RNNLM_REASON
 
     VISIBLE = [dict(rnn_type="LSTM", ntoken=20, ninp=6, nhid=8, nlayers=2, dropout=0.3, L=5, N=3),
                dict(rnn_type="GRU", ntoken=15, ninp=5, nhid=7, nlayers=1, dropout=0.2, L=4, N=2),
@@ -377,6 +389,8 @@ class CorpusPerplexityCheck(Check):
     name = "08-language-model/corpus_perplexity"
     student_name = "corpus_perplexity"
     reference_name = "rnnlm.evaluate.perplexity"
+    forbidden_functions = ("rnnlm.evaluate.perplexity", "rnnlm.evaluate.cross_entropy")
+    forbidden_reason = RNNLM_REASON
 
     VISIBLE = [dict(rnn_type="LSTM", ntoken=30, ninp=8, nhid=10, nlayers=2, dropout=0.5, rows=23, batch=3, bptt=5),
                dict(rnn_type="GRU", ntoken=25, ninp=6, nhid=8, nlayers=1, dropout=0.5, rows=18, batch=2, bptt=4),
@@ -480,6 +494,8 @@ class SampleNextCheck(OwnMessages, Check):
     name = "08-language-model/sample_next"
     student_name = "sample_next"
     reference_name = "rnnlm.generate.sample_next"
+    forbidden_functions = ("rnnlm.generate.sample_next",)
+    forbidden_reason = RNNLM_REASON
     ok_text = ("returns the argmax near temperature 0, and otherwise draws reproducibly from "
                "softmax(logits / temperature) over the top_k (within 4 standard errors)")
     failure_text = "does not sample as rnnlm.generate.sample_next"
