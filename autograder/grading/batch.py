@@ -115,8 +115,16 @@ def first_problem(check, cases: list, outputs) -> str:
         except Exception as error:  # noqa: BLE001 -- malformed student data, not a grader bug
             problems = [f"the result could not be compared ({type(error).__name__}: {error})"]
         if problems:
-            return check.failure_message(case, index, len(cases), problems, check.hint(case, actual))
+            return check.failure_message(case, index, len(cases), problems, safe_hint(check, case, actual))
     return ""
+
+
+def safe_hint(check, case, actual: dict) -> str:
+    """The check's hint, or none when the child's outputs are too malformed to name a mistake."""
+    try:
+        return check.hint(case, actual)
+    except Exception:  # noqa: BLE001 -- malformed student data, not a grader bug
+        return ""
 
 
 def digest(path: Path | None) -> str:

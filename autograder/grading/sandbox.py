@@ -145,7 +145,8 @@ def isolate(job: Job, limits: Limits) -> list[str]:
             os.chown(os.path.join(job.workdir, name), NOBODY, NOBODY)
     os.chdir(job.workdir)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+    # SIGXCPU at the soft limit names the reason; the hard limit, 2 s on, kills a child that ignores it.
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 2))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     if os.geteuid() == 0:
