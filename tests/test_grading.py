@@ -74,21 +74,11 @@ def duplicated(nb: dict, grade_id: str) -> dict:
     return nb
 
 
-SECRET_FILE = str(SOLUTIONS / ASSIGNMENT / "recurrence.ipynb")
-STEAL_SOLUTIONS = f'''
-import json
-try:
-    stolen = json.load(open({SECRET_FILE!r}))["cells"]
-except OSError:
-    stolen = []
-for cell in stolen:
-    if cell.get("metadata", {{}}).get("nbgrader", {{}}).get("solution"):
-        exec("".join(cell["source"]))
-'''
-FROM_SCRATCH_BY_NN = '''
-def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh", batch_first=False):
-    rnn = nn.RNN(weight_ih.shape[1], weight_ih.shape[0], nonlinearity=nonlinearity, bias=bias_ih is not None,
-                 batch_first=batch_first, dtype=input.dtype)
+RNN_BY_NN = '''
+def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh",
+                batch_first=False):
+    rnn = nn.RNN(weight_ih.shape[1], weight_ih.shape[0], nonlinearity=nonlinearity,
+                 bias=bias_ih is not None, batch_first=batch_first, dtype=input.dtype)
     with torch.no_grad():
         rnn.weight_ih_l0.copy_(weight_ih); rnn.weight_hh_l0.copy_(weight_hh)
         if bias_ih is not None:
@@ -97,9 +87,29 @@ def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, no
 '''
 
 
+def steal(solution: Path) -> str:
+    """Run every answer cell of the instructor's notebook, if it can be read."""
+    return f'''
+import json
+try:
+    stolen = json.load(open({str(solution)!r}))["cells"]
+except OSError:
+    stolen = []
+for cell in stolen:
+    if cell.get("metadata", {{}}).get("nbgrader", {{}}).get("solution"):
+        exec("".join(cell["source"]))
+'''
+
+
+# Hiding instructor files and switching to uid nobody need root (book/instructors.md says so);
+# without it those two submissions would succeed, so they are graded only where CI runs: as root.
+ROOT = os.geteuid() == 0
+NEEDS_ROOT = ("reads-instructor-files", "writes-gradebook")
+
+
 def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
     """student id -> (notebook dict, or raw bytes; expected score; words expected in the result)."""
-    return {
+    students = {
         "reference": (answered(), FULL, ""),
         "blank": (RELEASE, 0.0, "not implemented yet"),
         "partly-right": (answered("rnn_step"), 2.0, "rnn_forward is not implemented yet"),
@@ -118,7 +128,8 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
                                               "r.MyRnnCheck.run_student = lambda self, s, case: self.run_reference(case)"),
                                     2.0, ""),
         # Reading the solutions would give full marks; hidden from the child, it gives none.
-        "reads-instructor-files": (with_cell(RELEASE, STEAL_SOLUTIONS, at=len(RELEASE["cells"])), 0.0, ""),
+        "reads-instructor-files": (with_cell(RELEASE, steal(SOLUTIONS / ASSIGNMENT / "recurrence.ipynb"),
+                                             at=len(RELEASE["cells"])), 0.0, ""),
         "writes-gradebook": (with_cell(answered(), "import os\ntry:\n"
                                                    "    open(os.environ['GRADEBOOK'], 'a').write('hacked')\n"
                                                    "except OSError:\n    pass"), FULL, ""),
@@ -141,9 +152,10 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
                            "kernel 'julia-1.9' replaced by python3"),
         "correct-but-warns": (with_cell(answered(), "import sys, warnings\nwarnings.warn('old API')\n"
                                                     "print('noise', file=sys.stderr)"), FULL, ""),
-        "calls-torch-nn": (with_cell(answered("rnn_step", "MyRNN"), FROM_SCRATCH_BY_NN, at=cell_index(RELEASE, "rnn_forward") + 1),
+        "calls-torch-nn": (with_cell(answered("rnn_step", "MyRNN"), RNN_BY_NN, at=cell_index(RELEASE, "rnn_forward") + 1),
                            2.0, "not written by hand"),  # MyRNN reuses that rnn_forward: lost too
     }
+    return {k: v for k, v in students.items() if ROOT or k not in NEEDS_ROOT}
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +209,7 @@ def test_isolation_was_applied(graded):
         assert "private course paths hidden" in isolation
 
 
+@pytest.mark.skipif(not ROOT, reason="without root the child runs as the grader's own user")
 def test_students_cannot_touch_the_gradebook(graded):
     *_, untouched, _ = graded
     assert untouched

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,11 @@ import pytest
 from autograder.course import EXERCISES, SOLUTIONS, assignments
 from autograder.grading.batch import Assignment, grade_class
 from autograder.grading.sandbox import Limits
-from test_grading import answer_ids, answered, cell_index, describe, duplicated, edited, with_cell
-
-ROOT = os.geteuid() == 0
+from test_grading import (ROOT, RNN_BY_NN, answer_ids, answered, cell_index, describe, duplicated, edited, steal,
+                          with_cell)
 
 # One "from scratch" answer per chapter that hands the work to torch.nn (or, in
 # chapter 8, to the book's own package): (answer cell it follows, source, exercises lost).
-RNN_BY_NN = '''
-def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh",
-                batch_first=False):
-    rnn = nn.RNN(weight_ih.shape[1], weight_ih.shape[0], nonlinearity=nonlinearity,
-                 bias=bias_ih is not None, batch_first=batch_first, dtype=input.dtype)
-    with torch.no_grad():
-        rnn.weight_ih_l0.copy_(weight_ih); rnn.weight_hh_l0.copy_(weight_hh)
-        if bias_ih is not None:
-            rnn.bias_ih_l0.copy_(bias_ih); rnn.bias_hh_l0.copy_(bias_hh)
-    return rnn(input, h_0)
-'''
 DIRECTION_BY_NN = '''
 def run_direction(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh",
                   reverse=False):
@@ -94,20 +81,6 @@ for check in every(Check):
     check.compare = lambda self, case, expected, actual: []
     check.run_student = lambda self, student, case: {}
 """
-
-
-def steal(solution: Path) -> str:
-    """Run every answer cell of the instructor's notebook, if it can be read."""
-    return f'''
-import json
-try:
-    stolen = json.load(open({str(solution)!r}))["cells"]
-except OSError:
-    stolen = []
-for cell in stolen:
-    if cell.get("metadata", {{}}).get("nbgrader", {{}}).get("solution"):
-        exec("".join(cell["source"]))
-'''
 
 
 def vandalise(targets: list[Path]) -> str:
