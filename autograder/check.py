@@ -207,7 +207,9 @@ class Check:
     kind: str = "function"  # "function" or "class"
     # torch kernels the student must not call (e.g. "rnn_tanh" behind nn.RNN)
     forbidden: tuple[str, ...] = ()
-    # Python functions the student must not call, by dotted path (e.g. "rnnlm.data.batchify")
+    # Python functions the student must not call, by dotted path: the answer's library
+    # function (e.g. "rnnlm.data.batchify") and the autograder's own hand-written
+    # reference, which an answer could otherwise import from the installed package
     forbidden_functions: tuple[str, ...] = ()
     forbidden_reason: str = "this exercise asks you to write it yourself"
     rtol: float = RTOL

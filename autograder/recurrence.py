@@ -147,6 +147,7 @@ def first_matching_mistake(case: Case, expected: dict, actual: dict, found) -> s
 
 class RnnStepCheck(Check):
     name = "01-recurrence/rnn_step"
+    forbidden_functions = ("autograder.recurrence.recurrence",)
     student_name = "rnn_step"
     reference_name = "torch.nn.RNNCell"
     forbidden = RNN_KERNELS
@@ -208,6 +209,7 @@ class RnnStepCheck(Check):
 
 class RnnForwardCheck(Check):
     name = "01-recurrence/rnn_forward"
+    forbidden_functions = ("autograder.recurrence.recurrence",)
     student_name = "rnn_forward"
     reference_name = "torch.nn.RNN"
     forbidden = RNN_KERNELS
@@ -268,6 +270,7 @@ class RnnForwardCheck(Check):
 
 class MyRnnCheck(Check):
     name = "01-recurrence/MyRNN"
+    forbidden_functions = ("autograder.recurrence.recurrence",)
     student_name = "MyRNN"
     reference_name = "torch.nn.RNN"
     kind = "class"

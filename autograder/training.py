@@ -106,11 +106,10 @@ class ClipGradNormCheck(Check):
     student_name = "clip_grad_norm"
     reference_name = "torch.nn.utils.clip_grad_norm_"
 
-    # Every public entry point ends in these; trapping their code catches aliases too.
+    # torch's public entry points (clip_grad_norm_ itself calls the other two), and the grader's own norm
     forbidden_functions = ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
                            "torch.nn.utils.get_total_norm", "torch.nn.utils.clip_grads_with_norm_",
-                           "torch.nn.utils.clip_grad._get_total_norm",
-                           "torch.nn.utils.clip_grad._clip_grads_with_norm_")
+                           "autograder.training.total_norm")
     forbidden_reason = "this exercise asks you to write the clipping yourself"
 
     # shapes: one parameter each; no_grad: indices whose .grad is None; ratio: max_norm
@@ -349,6 +348,7 @@ def unrolled_states(module: nn.Module, x: torch.Tensor, h_0=None):
 
 class HiddenGradNormsCheck(Check):
     name = "04-training/hidden_grad_norms"
+    forbidden_functions = ("autograder.training.unrolled_states",)
     student_name = "hidden_grad_norms"
     reference_name = "autograd through the same torch.nn module"
 

@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def untrapped(function):
+    """A copy of `function` that a check's forbid_functions does not reach.
+
+    Checks swap the code of their own reference helpers while an answer runs; a test
+    that builds a wrong answer out of such a helper calls this copy instead.
+    """
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)
+    copy.__kwdefaults__ = function.__kwdefaults__
+    return copy
 
 
 def graded(cell) -> bool:

@@ -18,7 +18,7 @@ from autograder import CHECKS, CheckFailure
 from autograder.embedding import (
     check_build_vocab, check_embedding_grad, check_embedding_lookup, check_embedding_max_norm,
     check_embedding_one_hot, check_encode, counts_of, reference_encode, vocabulary)
-from conftest import REPO, rejections, student_namespace
+from conftest import REPO, rejections, student_namespace, untrapped
 
 NOTEBOOK = REPO / "solutions" / "02-embedding" / "embedding.ipynb"
 ALL = (check_build_vocab, check_encode, check_embedding_lookup, check_embedding_one_hot,
@@ -407,16 +407,19 @@ def test_ok_messages(solution, capsys):
         "(float64" in out
 
 
+own_vocabulary = untrapped(vocabulary)  # wrong answers below are built from the reference
+
+
 @pytest.mark.parametrize("student, words", [
-    (lambda s, min_freq=1: vocabulary(s, min_freq), "should return a tuple (itos, stoi), got a list"),
+    (lambda s, min_freq=1: own_vocabulary(s, min_freq), "should return a tuple (itos, stoi), got a list"),
     (lambda s, min_freq=1: tuple(reversed(vocab_sorted_items(s, min_freq))),
      "itos should be a list of words, got a dict"),
     (lambda s, min_freq=1: (list(range(5)), {}), "itos should hold strings (the words), but holds an int"),
-    (lambda s, min_freq=1: (vocabulary(s, min_freq), vocabulary(s, min_freq)),
+    (lambda s, min_freq=1: (own_vocabulary(s, min_freq), own_vocabulary(s, min_freq)),
      "stoi should be a dict from word to index, got a list"),
-    (lambda s, min_freq=1: (vocabulary(s, min_freq), {"<unk>": 0}), "stoi has no entry for '<eos>'"),
-    (lambda s, min_freq=1: (vocabulary(s, min_freq)[:-1],
-                            {w: i for i, w in enumerate(vocabulary(s, min_freq))}), "it stops before"),
+    (lambda s, min_freq=1: (own_vocabulary(s, min_freq), {"<unk>": 0}), "stoi has no entry for '<eos>'"),
+    (lambda s, min_freq=1: (own_vocabulary(s, min_freq)[:-1],
+                            {w: i for i, w in enumerate(own_vocabulary(s, min_freq))}), "it stops before"),
 ])
 def test_wrong_vocabulary_results_get_clear_messages(student, words):
     with pytest.raises(CheckFailure) as failure:

@@ -12,20 +12,26 @@ checks are held to the same contract without a line of new test code:
 - the unanswered release (nbgrader's stub) is told it is not implemented yet;
 - a check's parts can run in separate processes: the student's code in a
   spawned child whose outputs come back as plain data, the reference and the
-  comparison in the parent, and the comparison still notices spoiled outputs.
+  comparison in the parent, and the comparison still notices spoiled outputs;
+- an answer that hands the work to a forbidden function (the library's own, or
+  the autograder's hand-written reference) is refused, and the function works
+  again after the check.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 import multiprocessing
 import pickle
 import random
+import re
 
 import pytest
 import torch
 
 import autograder.grading.registry  # noqa: F401  (fills CHECKS with every chapter's checks)
 from autograder import CHECKS, CheckFailure
+from autograder.check import resolve
 from autograder.grading.sandbox import to_safe
 from conftest import REPO, student_namespace
 
@@ -144,3 +150,29 @@ def test_wrong_thing_passed_to_a_check(name, bad, words):
         CHECKS[name](bad, quiet=True)
     message = str(failure.value)
     assert words in message and f"(pass {CHECKS[name].student_name} itself)" in message, message
+
+
+BORROWED = [(name, path) for name in ALL for path in CHECKS[name].forbidden_functions]
+
+
+def borrowing(kind: str, path: str):
+    """An answer of the check's kind whose every call goes to the function at `path`."""
+    borrowed = resolve(path)  # looked up before the check runs, as an import at the top of a cell would be
+
+    def answer(*args, **kwargs):
+        return borrowed(*args, **kwargs)
+    return type("Borrowed", (torch.nn.Module,), {"__init__": answer}) if kind == "class" else answer
+
+
+def test_borrowed_functions_exist():
+    assert len(BORROWED) >= 25 and all(callable(resolve(path)) for _, path in BORROWED)
+
+
+@pytest.mark.parametrize("name, path", BORROWED)
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.clip_grad_norm` is now deprecated")
+def test_an_answer_that_borrows_a_forbidden_function_is_refused(name, path):
+    check = CHECKS[name]
+    code = inspect.unwrap(resolve(path)).__code__
+    with pytest.raises(CheckFailure, match=f"is not written by hand: it calls {re.escape(path)}"):
+        check(borrowing(check.kind, path), quiet=True)
+    assert inspect.unwrap(resolve(path)).__code__ is code, "the function was not given its code back"
