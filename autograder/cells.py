@@ -157,6 +157,20 @@ def which_source(tensor, sources: dict[str, torch.Tensor]) -> str:
     return ""
 
 
+def misplaced_copy(copies, sources: dict[str, torch.Tensor], origin: str, made: str) -> str:
+    """For (name, value, expected source, why) copies: the first one that holds the wrong source."""
+    for name, value, expected, why in copies:
+        if value.dtype != DTYPE:
+            return ""  # compare() has said so; values of another dtype never equal a source
+        source = which_source(value, sources)
+        if source and source != expected:
+            return f"{name} holds {source}: {why}"
+        if expected.rsplit(".", 1)[-1].startswith("bias") and not source:
+            return (f"{name} is not {expected} nor any other bias of {origin}: the biases were not copied "
+                    f"(a new {made} draws its own random ones)")
+    return ""
+
+
 # -- lstm_to_cells -------------------------------------------------------------------
 
 class LstmToCellsCheck(Check):
@@ -261,18 +275,10 @@ class LstmToCellsCheck(Check):
         lstm = build_lstm(case.config, state_of(case.tensors, "lstm."))
         sources = {f"lstm.{w}_l{j}": getattr(lstm, f"{w}_l{j}").detach()
                    for j in range(lstm.num_layers) for w in WEIGHTS if getattr(lstm, f"{w}_l{j}", None) is not None}
-        for k, parameters in enumerate(actual["parameters"]):
-            for name, value in parameters.items():
-                if value.dtype != DTYPE:
-                    return ""  # compare() has said so; values of another dtype never equal a source
-                source = which_source(value, sources)
-                if source and source != f"lstm.{name}_l{k}":
-                    return (f"cells[{k}].{name} holds {source}: cells[{k}] should get layer {k}'s parameters, "
-                            f"the ones whose names end in _l{k}")
-                if name.startswith("bias") and not source:
-                    return (f"cells[{k}].{name} is not lstm.{name}_l{k} nor any other bias of the module: "
-                            "the biases were not copied (a new cell draws its own random ones)")
-        return ""
+        copies = [(f"cells[{k}].{name}", value, f"lstm.{name}_l{k}",
+                   f"cells[{k}] should get layer {k}'s parameters, the ones whose names end in _l{k}")
+                  for k, parameters in enumerate(actual["parameters"]) for name, value in parameters.items()]
+        return misplaced_copy(copies, sources, "the module", "cell")
 
 
 # -- cells_to_lstm -------------------------------------------------------------------
@@ -381,18 +387,13 @@ class CellsToLstmCheck(Check):
     def hint(self, case, actual):
         cells = build_cells(case.config, case.tensors)
         sources = {f"cells[{k}].{n}": v.detach() for k, cell in enumerate(cells) for n, v in cell.named_parameters()}
+        copies = []
         for name, value in actual["state"].items():
-            if value.dtype != DTYPE:
-                return ""  # compare() has said so; values of another dtype never equal a source
-            source = which_source(value, sources)
-            layer, weight = name.rsplit("_l", 1)[1], name.rsplit("_l", 1)[0]
-            if source and source != f"cells[{layer}].{weight}":
-                return (f"{name} holds {source}: layer {layer}'s parameters, the ones whose names end in "
-                        f"_l{layer}, come from cells[{layer}]")
-            if weight.startswith("bias") and not source:
-                return (f"{name} is not cells[{layer}].{weight} nor any other bias of the cells: the biases "
-                        "were not copied (a new nn.LSTM draws its own random ones)")
-        return ""
+            weight, layer = name.rsplit("_l", 1)
+            copies.append((name, value, f"cells[{layer}].{weight}",
+                           f"layer {layer}'s parameters, the ones whose names end in _l{layer}, come from "
+                           f"cells[{layer}]"))
+        return misplaced_copy(copies, sources, "the cells", "nn.LSTM")
 
 
 # -- stacked_lstm_forward ------------------------------------------------------------
