@@ -66,13 +66,16 @@ def venv_environment() -> dict[str, str]:
     return env
 
 
-def ensure_chromium() -> None:
-    """The browser smoke test needs Debian's chromium; install it where apt-get is ours."""
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+def ensure_system_packages() -> None:
+    """Debian's chromium (the browser smoke test) and bubblewrap (the class grader's sandbox),
+    installed where apt-get is ours."""
+    missing = [package for package, command in (("chromium", "chromium"), ("bubblewrap", "bwrap"))
+               if not shutil.which(command)]
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run("apt-get", "update", "-qq", env=env, stdout=subprocess.DEVNULL)
-    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
+    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing,
         env=env, stdout=subprocess.DEVNULL)
 
 
@@ -86,7 +89,7 @@ def book() -> None:
 
 def test(pytest_args: list[str]) -> int:
     ensure_venv()
-    ensure_chromium()
+    ensure_system_packages()
     workers = str(max(2, min(4, os.cpu_count() or 2)))
     command = [PYTHON, "-m", "pytest", "-n", workers, "--dist", "loadscope",
                "--nbval-lax", "tests", "solutions", *pytest_args]

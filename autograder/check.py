@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from .compare import ATOL, RTOL, shape_str, type_name
+from .wire import round_trip
 
 CHECKS: dict[str, "Check"] = {}
 
@@ -60,13 +61,30 @@ def student_error(what: str, error: BaseException) -> CheckFailure:
     where = ""
     if frames:
         last = frames[-1]
-        where = f"\n  at line {last.lineno} of {last.name}" + (f": {last.line}" if last.line else "")
+        where = f"\n  at line {last.lineno} of {last.name}" + (f": {last.line[:MAX_QUOTED]}" if last.line else "")
     if isinstance(error, ForbiddenCall):
         return CheckFailure(f"{what} is not written by hand: {error}")
     if isinstance(error, NotImplementedError):
         return CheckFailure(f"{what} is not implemented yet: it raised NotImplementedError. "
                             "Replace the `raise NotImplementedError()` with your code.")
-    return CheckFailure(f"{what} raised {type(error).__name__}: {error}{where}")
+    return CheckFailure(f"{what} raised {type(error).__name__}: {first_line(error)}{where}")
+
+
+MAX_QUOTED = 300
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a student's exception message, bounded in length.
+
+    Feedback is released to the student: quoting the whole text would hand back
+    whatever the code put in it (a dump of its environment, a flood of output).
+    """
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 -- a student's __str__ may raise
+        text = ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= MAX_QUOTED else line[:MAX_QUOTED] + " [...]"
 
 
 class ForbiddenCall(Exception):
@@ -264,7 +282,8 @@ class Check:
         self.validate_student(student)
         cases = self.make_cases(hidden=hidden, seed=seed)
         for index, case in enumerate(cases, start=1):
-            actual = self.run_student_guarded(student, case)
+            # The same round trip as the class grader's, so both see the same values.
+            actual = round_trip(self.run_student_guarded(student, case))
             expected = self.run_reference(case)
             problems = self.compare(case, expected, actual)
             if problems:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .wire import Opaque
+
 # float64 on both sides: the reference and a correct answer agree to ~1e-15;
 # these tolerances leave room for a different order of operations, and none for a
 # computation that went through float32 (errors ~1e-7).
@@ -17,6 +19,8 @@ ATOL = 1e-10
 
 def type_name(value) -> str:
     """A short description of a value's type, as a student would say it."""
+    if isinstance(value, Opaque):  # a value that could not cross from the sandbox
+        return value.__opaque__
     if isinstance(value, torch.Tensor):
         return f"a Tensor of shape {shape_str(value.shape)}"
     if isinstance(value, tuple):

@@ -32,7 +32,7 @@ import torch
 import autograder.grading.registry  # noqa: F401  (fills CHECKS with every chapter's checks)
 from autograder import CHECKS, CheckFailure
 from autograder.check import resolve
-from autograder.grading.sandbox import to_safe
+from autograder.wire import encode
 from conftest import REPO, student_namespace
 
 ALL = sorted(CHECKS)
@@ -108,7 +108,7 @@ def test_the_released_stub_is_told_it_is_not_implemented(name):
 def _student_outputs_in_child(name: str, payload: bytes) -> bytes:
     """Runs in a spawned process: only the student's part of the check, outputs as plain data."""
     check = CHECKS[name]
-    return pickle.dumps([to_safe(check.run_student_guarded(answer(name), case)) for case in pickle.loads(payload)])
+    return pickle.dumps([encode(check.run_student_guarded(answer(name), case)) for case in pickle.loads(payload)])
 
 
 def spoiled(value):

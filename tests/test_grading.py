@@ -25,6 +25,8 @@ ASSIGNMENT = "01-recurrence"
 SOURCE = json.loads((SOLUTIONS / ASSIGNMENT / "recurrence.ipynb").read_text())
 RELEASE = json.loads((EXERCISES / ASSIGNMENT / "recurrence.ipynb").read_text())
 FULL = 8.0
+# Tight limits keep the endless submissions short; honest cells here need well under a second.
+LIMITS = Limits(cell_seconds=3, total_seconds=20)
 
 
 def cell_index(nb: dict, grade_id: str) -> int:
@@ -87,6 +89,41 @@ def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, no
 '''
 
 
+def timed(nb: dict) -> dict:
+    """%%time on every answer cell, as a student measuring their code would write."""
+    nb = copy.deepcopy(nb)
+    for grade_id in answer_ids(SOURCE):
+        cell = nb["cells"][cell_index(nb, grade_id)]
+        cell["source"] = "%%time\n" + "".join(cell["source"])
+    return nb
+
+
+def answered_in_copies() -> dict:
+    """Each stub left as it is, the answer written in a copy of the stub cell below it."""
+    nb = copy.deepcopy(RELEASE)
+    for grade_id in answer_ids(SOURCE):
+        nb["cells"].insert(cell_index(nb, grade_id) + 1, copy.deepcopy(SOURCE["cells"][cell_index(SOURCE, grade_id)]))
+    return nb
+
+
+def with_big_output(nb: dict) -> dict:
+    """25 MB of stored output: outputs are never graded, so they count towards no limit."""
+    nb = copy.deepcopy(nb)
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x" * (25 << 20)}]
+    return nb
+
+
+IGNORES_LIMITS = """
+while True:
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+"""
+
+
 def steal(solution: Path) -> str:
     """Run every answer cell of the instructor's notebook, if it can be read."""
     return f'''
@@ -141,8 +178,12 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
                              "removed a duplicate of cell 'test_rnn_forward'"),
         "retypes-cells": (edited(edited(answered(), "test_MyRNN", cell_type="markdown"), "rnn_step",
                                  cell_type="markdown"), FULL, "changed answer cell 'rnn_step' back"),
-        "infinite-loop": (with_cell(answered(), "while True:\n    pass", at=len(RELEASE["cells"])), 0.0,
+        # A cell that never ends costs only itself: it is stopped at its own limit.
+        "infinite-loop": (with_cell(answered(), "while True:\n    pass", at=len(RELEASE["cells"])), FULL,
                           "time limit"),
+        # Code that swallows its cell's time limit meets the whole notebook's.
+        "ignores-time-limits": (with_cell(answered(), IGNORES_LIMITS, at=len(RELEASE["cells"])), 0.0,
+                                "time limit"),
         "os-exit": (with_cell(answered(), "import os\nos._exit(3)", at=len(RELEASE["cells"])), 0.0,
                     "exit code 3"),
         "huge-allocation": (with_cell(answered(), "hog = bytearray(64 * 2**30)"), FULL, "MemoryError"),
@@ -152,6 +193,10 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
                            "kernel 'julia-1.9' replaced by python3"),
         "correct-but-warns": (with_cell(answered(), "import sys, warnings\nwarnings.warn('old API')\n"
                                                     "print('noise', file=sys.stderr)"), FULL, ""),
+        # Honest work that plain nbgrader grades in full.
+        "times-its-answers": (timed(answered()), FULL, ""),
+        "answers-in-a-copy": (answered_in_copies(), FULL, "kept a copy of answer cell"),
+        "stores-big-outputs": (with_big_output(answered()), FULL, ""),
         "calls-torch-nn": (with_cell(answered("rnn_step", "MyRNN"), RNN_BY_NN, at=cell_index(RELEASE, "rnn_forward") + 1),
                            2.0, "not written by hand"),  # MyRNN reuses that rnn_forward: lost too
     }
@@ -177,7 +222,7 @@ def graded(tmp_path_factory):
     os.environ["GRADEBOOK"] = str(course / "gradebook.db")  # the hostile cell's target
     out = tmp / "graded"
     results = grade_class(ASSIGNMENT, submissions, out, workers=2, course=course, progress=False,
-                          limits=Limits(wall_seconds=10, cpu_seconds=12))
+                          limits=LIMITS)
     untouched = (course / "gradebook.db").read_bytes() == gradebook_before
     write_all(results, Assignment.load(ASSIGNMENT), out, course)
     return {r.student: r for r in results}, expected, out, course, untouched, submissions
@@ -200,13 +245,13 @@ def test_every_submission_gets_its_expected_score_and_reason(graded):
             assert cell.score == cell.points or cell.reason, f"{student} lost points without a reason"
 
 
-def test_isolation_was_applied(graded):
-    results, *_ = graded
-    isolation = " ".join(results["reference"].isolation)
-    assert "temporary directory" in isolation and "limits" in isolation
-    if os.geteuid() == 0:
-        assert "no network" in isolation and "unprivileged user nobody" in isolation
-        assert "private course paths hidden" in isolation
+def test_every_result_and_feedback_page_names_the_isolation(graded):
+    results, _, out, *_ = graded
+    for student, result in results.items():
+        assert result.isolation and result.isolation[0].startswith("bubblewrap"), student
+        page = (out / "feedback" / f"{student}.html").read_text()
+        assert "Isolation" in page and "bubblewrap" in page, student
+    assert json.loads((out / "run.json").read_text())["isolation"].startswith("bubblewrap")
 
 
 @pytest.mark.skipif(not ROOT, reason="without root the child runs as the grader's own user")

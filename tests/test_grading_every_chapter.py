@@ -140,7 +140,8 @@ def common_class(name: str, tmp: Path) -> dict[str, tuple[object, float, str]]:
                              "removed a duplicate of cell"),
         "retypes-cells": (edited(full, first, cell_type="markdown"), maximum,
                           f"changed answer cell '{first}' back"),
-        "infinite-loop": (with_cell(full, "while True:\n    pass", at=len(release["cells"])), 0.0, "time limit"),
+        "infinite-loop": (with_cell(full, "while True:\n    pass", at=len(release["cells"])), maximum,
+                          "time limit"),
         "os-exit": (with_cell(full, "import os\nos._exit(3)", at=1), 0.0, "exit code 3"),
         "huge-allocation": (with_cell(full, "hog = bytearray(64 * 2**30)"), maximum, "MemoryError"),
         "invalid-json": (b"{", 0.0, "not valid notebook JSON"),
@@ -169,10 +170,10 @@ def test_common_class(name, tmp_path):
     reference_bytes = (tmp_path / "in" / "reference" / "submission.ipynb").read_bytes()
     planted = SOLUTIONS / name / "owned.txt"
     try:
-        # Honest children here take 0.1 to 0.6 s each (wall clock, chapters 3, 4 and 8); the loop costs the limit.
+        # Honest cells here take well under a second of CPU each; the endless one costs its 5 s.
         results = {r.student: r for r in grade_class(name, tmp_path / "in", tmp_path / "out", workers=2,
                                                      progress=False,
-                                                     limits=Limits(wall_seconds=60, cpu_seconds=5))}
+                                                     limits=Limits(cell_seconds=5, total_seconds=60))}
         assert not planted.exists(), "a student wrote into the solutions folder"
     finally:
         planted.unlink(missing_ok=True)

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 from autograder.course import EXERCISES, SOLUTIONS
 from autograder.grading import notebook as nbmod
 from autograder.grading.collect import Submission, collect
-from autograder.grading.sandbox import Job, Limits, Outcome, Pool, dumps
+from autograder.grading.errors import GradingError
+from autograder.grading.sandbox import Isolation, Job, Limits, Outcome, Pool, find_isolation
 
 
 @dataclass
@@ -45,6 +45,7 @@ class Result:
     seconds: float = 0.0
     digest: str = ""
     path: str = ""  # the submitted notebook
+    final: bool = True  # False: the grader failed, or the results broke the channel; graded again on resume
 
 
 @dataclass
@@ -60,10 +61,10 @@ class Assignment:
         folder = source_dir / name
         if not folder.is_dir():
             known = ", ".join(sorted(p.name for p in source_dir.iterdir() if p.is_dir()))
-            raise SystemExit(f"unknown assignment {name!r}; known: {known}")
+            raise GradingError(f"unknown assignment {name!r}; known: {known}")
         notebooks = sorted(folder.glob("*.ipynb"))
         if len(notebooks) != 1:
-            raise SystemExit(f"{folder} should hold exactly one notebook, found {len(notebooks)}")
+            raise GradingError(f"{folder} should hold exactly one notebook, found {len(notebooks)}")
         source = nbmod.load(notebooks[0])
         release = nbmod.load(release_dir / name / notebooks[0].name)
         return cls(name, notebooks[0].name, source, release, nbmod.graded_cells(source))
@@ -85,17 +86,19 @@ def score(assignment: Assignment, outcome: Outcome, cases: dict) -> list[CellRes
     """Compare the child's outputs with the references, here, and score each test cell."""
     from autograder import CHECKS
     failures: dict[str, str] = {}
-    reported = {m["check"]: m for m in outcome.messages}
     for name in cases:
-        message = reported.get(name)
-        if message is None:
-            failures[name] = {"timeout": f"not graded: the notebook ran past the time limit",
-                              "ok": "not graded: the notebook's process ended early"}.get(
-                outcome.exit, f"not graded: the notebook's process ended ({outcome.exit})")
-        elif "error" in message:
-            failures[name] = message["error"]
+        message = outcome.results.get(name)
+        if outcome.grader_error:
+            failures[name] = outcome.grader_error
+        elif outcome.problem:
+            failures[name] = f"not graded: {outcome.problem}"
+        elif message is None:
+            failures[name] = (f"not graded: the notebook's process ended early ({outcome.exit})"
+                              if outcome.exit != "ok" else "not graded: the notebook's process ended early")
+        elif message.error is not None:
+            failures[name] = message.error
         else:
-            failures[name] = first_problem(CHECKS[name], cases[name], message.get("outputs"))
+            failures[name] = first_problem(CHECKS[name], cases[name], message.outputs)
     results = []
     for cell in assignment.graded:
         problems = [failures[name] for name, _ in cell.checks if failures.get(name)]
@@ -131,21 +134,6 @@ def digest(path: Path | None) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path else "none"
 
 
-def private_paths(course: Path | None, submissions: Path, out: Path) -> list[str]:
-    """What a child must not read: solutions, tests, gradebooks, everyone's work, results."""
-    paths = [SOLUTIONS, SOLUTIONS.parent / "tests", submissions, out]
-    if course:
-        paths += [course / "source", course / "solutions", course / "submitted", course / "autograded",
-                  course / "feedback", course / "gradebook.db"]
-    found, seen = [], set()
-    for path in paths:
-        path = path.resolve()
-        if path.exists() and path not in seen:
-            seen.add(path)
-            found.append(str(path))
-    return found
-
-
 class Progress:
     """One line on stderr, rewritten: done/total, rate and time left."""
 
@@ -168,56 +156,67 @@ class Progress:
 
 def grade_class(assignment_name: str, submissions: Path, out: Path, *, workers: int | None = None,
                 limits: Limits | None = None, course: Path | None = None, seed: int | None = None,
-                resume: bool = True, progress: bool = True) -> list[Result]:
-    """Grade every submission under `submissions` into `out`; see the module docstring."""
-    from autograder.grading import registry  # noqa: F401 -- fill CHECKS before forking
+                resume: bool = True, progress: bool = True, unsandboxed: bool = False) -> list[Result]:
+    """Grade every submission under `submissions` into `out`; see the module docstring.
+
+    Raises GradingError when the batch cannot run (no sandbox, a worker that cannot
+    start); a student's results are never an exception.
+    """
+    from autograder.grading import registry  # noqa: F401 -- fill CHECKS
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
     assignment = Assignment.load(assignment_name)
+    isolation = find_isolation(unsandboxed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     run_file = out / "run.json"
     if resume and run_file.exists():
         seed = json.loads(run_file.read_text())["seed"]  # same secret cases on resume
     seed = secrets.randbelow(2**31) if seed is None else seed
-    run_file.write_text(json.dumps({"assignment": assignment.name, "seed": seed}))
-    pool = Pool(workers, limits)  # fork before this process does any torch work
-    try:
-        with tempfile.TemporaryDirectory(prefix="grade-") as scratch_name:
-            scratch = Path(scratch_name)
-            os.chmod(scratch, 0o711)  # children (uid nobody) may enter their own folder only
-            found = collect(submissions, assignment.name, assignment.notebook, scratch)
-            cases = make_cases(assignment, seed)
-            payload = dumps(cases)
-            hide = private_paths(course, submissions, out) + [str(scratch / "unzipped")]
-            results, jobs, pending = [], [], {}
-            for submission in found:
-                done = previous(out, submission, resume)
-                if done:
-                    results.append(done)
-                    continue
-                prepared_result, job = prepare_job(assignment, submission, scratch, payload, hide)
-                if job is None:
-                    save(out, prepared_result)
-                    results.append(prepared_result)
-                else:
-                    jobs.append(job)
-                    pending[job.key] = prepared_result
-            bar = Progress(len(jobs), progress and bool(jobs))
-            for outcome in pool.run(jobs):
-                result = pending.pop(outcome.key)
-                result.cells = score(assignment, outcome, cases)
-                result.score = sum(c.score for c in result.cells)
-                result.cell_errors, result.isolation = outcome.cell_errors, outcome.isolation
-                result.seconds = round(outcome.seconds, 2)
-                if outcome.exit != "ok":
-                    result.notes.append(f"the notebook's process: {outcome.exit}")
-                save(out, result)
-                results.append(result)
-                bar.step(result.student)
-    finally:
-        pool.close()
+    run_file.write_text(json.dumps({"assignment": assignment.name, "seed": seed,
+                                    "isolation": isolation.description}))
+    with tempfile.TemporaryDirectory(prefix="grade-") as scratch_name:
+        scratch = Path(scratch_name)  # the grader's alone: no sandbox ever sees it
+        found = collect(submissions, assignment.name, assignment.notebook, scratch)
+        cases = make_cases(assignment, seed)
+        results, jobs, pending = [], [], {}
+        for submission in found:
+            done = previous(out, submission, resume)
+            if done:
+                results.append(done)
+                continue
+            prepared_result, job = prepare_job(assignment, submission, isolation)
+            if job is None:
+                save(out, prepared_result)
+                results.append(prepared_result)
+            else:
+                jobs.append(job)
+                pending[job.key] = prepared_result
+        if jobs:
+            pool = Pool(min(workers, len(jobs)), limits, isolation, cases)
+            try:
+                bar = Progress(len(jobs), progress)
+                for outcome in pool.run(jobs):
+                    result = finish(pending.pop(outcome.key), outcome, assignment, cases)
+                    save(out, result)
+                    results.append(result)
+                    bar.step(result.student)
+            finally:
+                pool.close()
     return sorted(results, key=lambda r: r.student)
+
+
+def finish(result: Result, outcome: Outcome, assignment: Assignment, cases: dict) -> Result:
+    result.cells = score(assignment, outcome, cases)
+    result.score = sum(c.score for c in result.cells)
+    result.cell_errors = outcome.cell_errors
+    result.seconds = round(outcome.seconds, 2)
+    result.final = outcome.final
+    if outcome.exit != "ok":
+        result.notes.append(f"the notebook's process: {outcome.exit}")
+    if outcome.problem:
+        result.notes.append(f"suspected tampering: {outcome.problem}")
+    return result
 
 
 def previous(out: Path, submission: Submission, resume: bool) -> Result | None:
@@ -225,8 +224,8 @@ def previous(out: Path, submission: Submission, resume: bool) -> Result | None:
     if not resume or not path.exists():
         return None
     data = json.loads(path.read_text())
-    if data.get("digest") != digest(submission.path):
-        return None  # the submission changed since: grade it again
+    if data.get("digest") != digest(submission.path) or not data.get("final", True):
+        return None  # changed since, or not graded for good last time: grade it again
     data["cells"] = [CellResult(**c) for c in data["cells"]]
     return Result(**data)
 
@@ -238,11 +237,12 @@ def save(out: Path, result: Result) -> None:
     temporary.replace(path)  # atomic: an interrupted batch never leaves half a result
 
 
-def prepare_job(assignment: Assignment, submission: Submission, scratch: Path, payload: bytes,
-                hide: list[str]) -> tuple[Result, Job | None]:
+def prepare_job(assignment: Assignment, submission: Submission,
+                isolation: Isolation) -> tuple[Result, Job | None]:
     result = Result(submission.student, assignment.name, 0.0, assignment.max_score,
                     [CellResult(c.grade_id, c.points, 0.0, "") for c in assignment.graded],
-                    digest=digest(submission.path), path=str(submission.path or ""))
+                    digest=digest(submission.path), path=str(submission.path or ""),
+                    isolation=[isolation.description])
     if submission.note:
         result.notes.append(submission.note)
     if submission.path is None:
@@ -256,14 +256,10 @@ def prepare_job(assignment: Assignment, submission: Submission, scratch: Path, p
         return zero(result, prepared.problem), None
     result.repairs = prepared.repairs
     result.notes += prepared.suspicions
-    # Children run at the same time as the same user: an unguessable folder name in an
-    # unlistable parent keeps one student's copy out of another's reach.
-    workdir = scratch / "work" / secrets.token_hex(16)
-    workdir.mkdir(parents=True)
-    (scratch / "work").chmod(0o711)
-    shutil.copy(submission.path, workdir / assignment.notebook)
     checks = [entry for cell in assignment.graded for entry in cell.checks]
-    return result, Job(submission.student, str(workdir), prepared.code, checks, payload, hide)
+    notebook = json.dumps({"cells": prepared.cells, "metadata": {}, "nbformat": 4,
+                           "nbformat_minor": 5}).encode()
+    return result, Job(submission.student, assignment.notebook, notebook, prepared.code, checks)
 
 
 def zero(result: Result, reason: str) -> Result:

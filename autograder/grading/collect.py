@@ -14,6 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.grading.errors import GradingError
+
 MAX_UNZIPPED = 2 << 30
 FLAT_NAME = re.compile(r"^(?P<student>[A-Za-z0-9][A-Za-z0-9.\-]*?)_.*\.ipynb$")
 
@@ -35,7 +37,7 @@ def unzip(archive: Path, destination: Path) -> Path:
                 continue
             total += member.file_size
             if total > MAX_UNZIPPED:
-                raise SystemExit(f"{archive} unpacks to more than {MAX_UNZIPPED >> 30} GB")
+                raise GradingError(f"{archive} unpacks to more than {MAX_UNZIPPED >> 30} GB")
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(zipped.read(member))
@@ -60,7 +62,7 @@ def collect(root: Path, assignment: str, notebook: str, scratch: Path) -> list[S
         if len(inner) == 1 and not list(root.glob("*.ipynb")) and inner[0].name in (assignment, "submitted"):
             root = inner[0]
     if not root.is_dir():
-        raise SystemExit(f"{root} is neither a folder nor a zip file of submissions")
+        raise GradingError(f"{root} is neither a folder nor a zip file of submissions")
     submissions = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         inside = folder / assignment if (folder / assignment).is_dir() else folder

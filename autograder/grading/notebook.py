@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MAX_NOTEBOOK_BYTES = 20 << 20
+MAX_FILE_BYTES = 512 << 20  # the file as submitted, stored outputs included
+MAX_NOTEBOOK_BYTES = 20 << 20  # its cells once outputs are cleared: what is graded
 
 
 @dataclass
@@ -42,6 +43,16 @@ def is_test(cell: dict) -> bool:
     return bool(meta(cell).get("grade")) and not meta(cell).get("solution")
 
 
+def is_answer(cell: dict) -> bool:
+    return bool(meta(cell).get("solution")) and not meta(cell).get("locked")
+
+
+def unmarked(cell: dict) -> dict:
+    """A cell without nbgrader's marks, so that nbgrader treats it as the student's own."""
+    metadata = {k: v for k, v in cell.get("metadata", {}).items() if k != "nbgrader"}
+    return dict(cell, metadata=metadata, id=None)
+
+
 def source_text(cell: dict) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)
@@ -51,8 +62,8 @@ def read_notebook(data: bytes) -> tuple[dict | None, str]:
     """(notebook, "") or (None, reason) for bytes a student submitted."""
     if not data.strip():
         return None, "the submitted file is empty"
-    if len(data) > MAX_NOTEBOOK_BYTES:
-        return None, f"the submitted file is larger than {MAX_NOTEBOOK_BYTES >> 20} MB"
+    if len(data) > MAX_FILE_BYTES:
+        return None, f"the submitted file is larger than {MAX_FILE_BYTES >> 20} MB"
     try:
         nb = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -64,6 +75,13 @@ def read_notebook(data: bytes) -> tuple[dict | None, str]:
     if not all(isinstance(c, dict) and c.get("cell_type") in ("code", "markdown", "raw")
                for c in nb["cells"]):
         return None, "the submitted notebook has malformed cells"
+    for cell in nb["cells"]:  # outputs are never graded: they do not count towards the limit
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+        cell.pop("attachments", None)
+    if len(json.dumps(nb["cells"])) > MAX_NOTEBOOK_BYTES:
+        return None, (f"the submitted notebook's cells hold more than {MAX_NOTEBOOK_BYTES >> 20} MB "
+                      "even without their outputs")
     return nb, ""
 
 
@@ -90,7 +108,13 @@ def prepare(data: bytes, release: dict) -> Prepared:
         grade_id = meta(cell).get("grade_id")
         if grade_id in known:
             if grade_id in anchors:
-                repairs.append(f"removed a duplicate of cell {grade_id!r}")
+                if is_answer(known[grade_id]):
+                    # A copy of an answer cell is the student's own code: it runs where it
+                    # stands, as Run All would run it, so a later copy's answer counts.
+                    repairs.append(f"kept a copy of answer cell {grade_id!r} as an ordinary cell")
+                    current.append(unmarked(cell))
+                else:
+                    repairs.append(f"removed a duplicate of cell {grade_id!r}")
                 continue
             anchors[grade_id] = current = [cell]
         else:
@@ -134,13 +158,19 @@ def normalise_ids(cells: list[dict], repairs: list[str]) -> list[dict]:
 
 
 GUARDED = ("torch", "nn", "F", "autograder", "np", "numpy", "builtins")
+# Modules and attributes that reach into the harness, the interpreter's frames, saved
+# kernels or raw descriptors: an honest answer to these exercises needs none of them.
+REACHING_MODULES = ("autograder", "ctypes", "gc", "inspect", "_ctypes", "cffi", "multiprocessing.reduction")
+REACHING_NAMES = ("_getframe", "f_back", "f_globals", "f_locals", "tb_frame", "gi_frame", "__code__",
+                  "__globals__", "__closure__", "_VF", "_C", "_VariableFunctions", "__subclasses__",
+                  "get_referrers", "get_objects", "dup2", "fdopen", "/proc/")
 
 
 def suspicions(code: list[tuple[str, str]]) -> list[str]:
-    """Name code that reassigns library functions or reaches into the autograder.
+    """Name code that reassigns library functions or reaches into the harness.
 
     It changes no score (the comparisons run elsewhere); it tells the instructor
-    where to look.
+    where to look, in grades.csv and the summary.
     """
     found = []
     for label, source in code:
@@ -159,8 +189,14 @@ def suspicions(code: list[tuple[str, str]]) -> list[str]:
                     found.append(f"suspected tampering in {label}: assigns {ast.unparse(target)}")
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
-                if any(n.startswith("autograder") for n in names):
-                    found.append(f"suspected tampering in {label}: imports the autograder")
+                for module in REACHING_MODULES:
+                    if any(n == module or n.startswith(module + ".") for n in names):
+                        found.append(f"suspected tampering in {label}: imports {module}")
+            name = node.attr if isinstance(node, ast.Attribute) else \
+                node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+            for reach in REACHING_NAMES:
+                if name is not None and (name == reach or (reach.startswith("/") and reach in name)):
+                    found.append(f"suspected tampering in {label}: uses {reach}")
     return sorted(set(found))
 
 

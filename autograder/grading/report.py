@@ -15,12 +15,18 @@ def write_csv(results: list[Result], path: Path, assignment: Assignment) -> None
     ids = [cell.grade_id for cell in assignment.graded]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", "assignment", "score", "max_score", *ids, "reasons", "repairs"])
+        writer.writerow(["student_id", "assignment", "score", "max_score", *ids, "reasons", "repairs",
+                         "suspected_tampering"])
         for r in results:
             by_id = {c.grade_id: c for c in r.cells}
             reasons = "; ".join(f"{c.grade_id}: {c.reason.splitlines()[0]}" for c in r.cells if c.reason)
             writer.writerow([r.student, r.assignment, f"{r.score:g}", f"{r.max_score:g}",
-                             *(f"{by_id[i].score:g}" for i in ids), reasons, "; ".join(r.repairs)])
+                             *(f"{by_id[i].score:g}" for i in ids), reasons, "; ".join(r.repairs),
+                             "; ".join(suspected(r))])
+
+
+def suspected(result: Result) -> list[str]:
+    return [note for note in result.notes if "suspected tampering" in note]
 
 
 def feedback_page(result: Result) -> str:
@@ -31,7 +37,8 @@ def feedback_page(result: Result) -> str:
     extra = ""
     for title, items in (("Repairs made before grading", result.repairs),
                          ("Cells that raised an error", result.cell_errors),
-                         ("Notes", result.notes)):
+                         ("Notes", result.notes),
+                         ("Isolation", result.isolation)):
         if items:
             extra += f"<h2>{title}</h2><ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(result.assignment)}: "
@@ -57,7 +64,9 @@ def write_summary_figure(results: list[Result], assignment: Assignment, path: Pa
     left.hist(scores, bins=max(5, int(assignment.max_score) + 1), range=(0, assignment.max_score),
               color="C0", edgecolor="white")
     left.set(xlabel=f"score (out of {assignment.max_score:g})", ylabel="students",
-             title=f"{assignment.name}: scores of {len(results)} submissions")
+             title=f"{assignment.name}: scores of {len(results)} submissions"
+                   + (f" ({sum(1 for r in results if suspected(r))} suspected tampering)"
+                      if any(suspected(r) for r in results) else ""))
     ids = [c.grade_id for c in assignment.graded]
     rates = [100 * sum(1 for r in results for c in r.cells if c.grade_id == i and c.score == c.points)
              / max(1, len(results)) for i in ids]
