@@ -126,9 +126,10 @@ def python_paths() -> list[str]:
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime",
        "/etc/fonts")
+WORKER_SCRATCH = "/worker"  # the worker's own writable folder; hidden from every submission
 ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/sandbox/work", "USER": "student",
                "LOGNAME": "student", "LANG": "C.UTF-8", "TERM": "dumb", "MPLBACKEND": "Agg",
-               "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
+               "MPLCONFIGDIR": f"{WORKER_SCRATCH}/matplotlib", "IPYTHONDIR": f"{WORKER_SCRATCH}/ipython",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
@@ -145,11 +146,18 @@ def bwrap_arguments(bwrap: str) -> list[str]:
             args += ["--ro-bind", path, path]
     for path in ETC:
         args += ["--ro-bind-try", path, path]
+    # /tmp first: a Python installed below /tmp (a checkout there) is bound on top of it.
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", WORKER_SCRATCH,
+             "--dir", "/sandbox"]
     for path in python_paths():
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/sandbox", "--chdir", "/",
-             "--remount-ro", "/"]  # the sandbox's root is shared by its submissions: nobody writes there
-    return args + ["--"]
+    # The sandbox's root is shared by its submissions: nobody writes there.
+    return args + ["--chdir", "/", "--remount-ro", "/", "--"]
+
+
+def kept_under_tmp() -> list[str]:
+    """The Python folders below /tmp, which each submission's private /tmp must show again."""
+    return [path for path in python_paths() if path.startswith("/tmp/")]
 
 
 def find_isolation(unsandboxed: bool = False) -> Isolation:
@@ -253,7 +261,9 @@ class Pool:
 
     def __init__(self, workers: int, limits: Limits, isolation: Isolation, cases: dict):
         self.limits, self.isolation = limits, isolation
-        self.setup = dumps({"cases": cases, "namespaces": isolation.namespaces, "limits": asdict(limits)})
+        self.setup = dumps({"cases": cases, "namespaces": isolation.namespaces, "limits": asdict(limits),
+                            "keep": kept_under_tmp() if isolation.prefix else [],
+                            "hide": [WORKER_SCRATCH] if isolation.prefix else []})
         self.logs = Path(tempfile.mkdtemp(prefix="grader-logs-"))
         self.workers: list[Worker] = []
         try:

@@ -39,7 +39,7 @@ from autograder.grading import protocol
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
-MS_BIND, MS_REC = 0x1000, 0x4000
+MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 ROOT = "/sandbox"  # the submission's private tmpfs; its folder is ROOT/work
 STATUS = struct.Struct("<ci")  # b"P" + B's pid, or b"S" + C's wait status
@@ -283,7 +283,7 @@ def outer_child(job: dict, setup: dict, shell, result_write: int, status_write: 
     if pid == 0:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # A killed: B and all below it end
         try:
-            private_filesystem(setup["limits"]["disk_bytes"])
+            private_filesystem(setup["limits"]["disk_bytes"], setup["keep"], setup["hide"])
             drop_capabilities()
         except BaseException as error:  # noqa: BLE001 -- the sandbox's failure, not the student's
             os.write(status_write, STATUS.pack(b"X", 0) + str(error)[:200].encode(errors="replace"))
@@ -294,16 +294,34 @@ def outer_child(job: dict, setup: dict, shell, result_write: int, status_write: 
     os.waitpid(pid, 0)
 
 
-def private_filesystem(disk_bytes: int) -> None:
-    """One size-limited tmpfs for the submission's folder, /tmp and /dev/shm; /proc hidden."""
+def private_filesystem(disk_bytes: int, keep: list[str], hide: list[str]) -> None:
+    """One size-limited tmpfs for the submission's folder, /tmp and /dev/shm; /proc hidden.
+
+    `keep`: read-only folders below /tmp (a Python installed there) that the private /tmp
+    shows again; `hide`: the worker's own writable folders, covered up.
+    """
     ok_or_raise(libc.mount(b"none", b"/", None, MS_REC | (1 << 18), None), "make mounts private")
     options = f"size={disk_bytes},mode=0755".encode()
     ok_or_raise(libc.mount(b"tmpfs", ROOT.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options), "mount tmpfs")
+    staged = []
+    for index, path in enumerate(keep):  # a bind mount keeps the original's read-only flag
+        stage = f"{ROOT}/keep-{index}"
+        os.mkdir(stage)
+        ok_or_raise(libc.mount(path.encode(), stage.encode(), None, MS_BIND | MS_REC, None), f"keep {path}")
+        staged.append((stage, path))
+    for path in hide:
+        ok_or_raise(libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+                               b"size=4k,mode=0555"), f"hide {path}")
     for name, target in (("tmp", "/tmp"), ("shm", "/dev/shm")):
         os.mkdir(f"{ROOT}/{name}", 0o1777)
         os.chmod(f"{ROOT}/{name}", 0o1777)
         if os.path.isdir(target):
             ok_or_raise(libc.mount(f"{ROOT}/{name}".encode(), target.encode(), None, MS_BIND, None), f"bind {target}")
+    for stage, path in staged:
+        os.makedirs(path, exist_ok=True)
+        ok_or_raise(libc.mount(stage.encode(), path.encode(), None, MS_BIND | MS_REC, None), f"show {path}")
+        ok_or_raise(libc.umount2(stage.encode(), MNT_DETACH), f"unstage {path}")
+        os.rmdir(stage)
     os.mkdir(f"{ROOT}/work", 0o755)
     # The worker's /proc shows the worker: cover it (a new procfs is not always allowed inside bwrap).
     ok_or_raise(libc.mount(b"tmpfs", b"/proc", b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k,mode=0555"),
