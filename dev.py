@@ -79,12 +79,50 @@ def ensure_system_packages() -> None:
         env=env, stdout=subprocess.DEVNULL)
 
 
-def book() -> None:
+def pages_with_errors(build: Path) -> list[str]:
+    """Executed pages that hold an error output or a traceback (never to be published)."""
+    import json
+    found = []
+    for notebook in sorted((build / "jupyter_execute").rglob("*.ipynb")):
+        cells = json.loads(notebook.read_text()).get("cells", [])
+        for cell in cells:
+            for output in cell.get("outputs", []):
+                text = "".join(output.get("text", "")) if output.get("output_type") == "stream" else ""
+                if output.get("output_type") == "error" or "Traceback (most recent call last)" in text:
+                    found.append(str(notebook.relative_to(build / "jupyter_execute")))
+                    break
+    return sorted(set(found))
+
+
+def build_book(root: Path, output: Path, env: dict[str, str] | None = None) -> int:
+    """Build the book in `root` into `output`/_build; 0 only when every page executed cleanly.
+
+    Execution is cached (only pages whose code changed run again), but Sphinx also
+    skips pages it read before: after a failed build, the next one would say it
+    succeeded and publish the failed page. So a failed build forgets what Sphinx read
+    (the execution cache of the pages that did run is kept, so the retry is cheap).
+    """
+    command = [str(VENV / "bin" / "jupyter-book"), "build", str(root), "--path-output", str(output),
+               "-W", "-n", "--keep-going"]
+    print("+", " ".join(command[1:]), flush=True)
+    code = subprocess.run(command, cwd=root, env=env).returncode
+    build = output / "_build"
+    failed = pages_with_errors(build)
+    if code or failed:
+        for stale in (build / ".doctrees", build / "html", build / "jupyter_execute"):
+            shutil.rmtree(stale, ignore_errors=True)
+        print("the book did not build cleanly" + (f": errors in {', '.join(failed)}" if failed else "")
+              + "; the next build executes and reads those pages again", file=sys.stderr)
+        return code or 1
+    return 0
+
+
+def book() -> int:
     ensure_venv()
-    # Cached execution: only pages whose code changed are run again.
-    run(VENV / "bin" / "jupyter-book", "build", ".", "-W", "-n", "--keep-going",
-        env=venv_environment())
-    print(f"\nThe book is in {REPO / '_build' / 'html' / 'index.html'}")
+    code = build_book(REPO, REPO, venv_environment())
+    if code == 0:
+        print(f"\nThe book is in {REPO / '_build' / 'html' / 'index.html'}")
+    return code
 
 
 def test(pytest_args: list[str]) -> int:
@@ -111,7 +149,9 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         return test(rest)
-    book() if command == "book" else release(rest)
+    if command == "book":
+        return book()
+    release(rest)
     return 0
 
 

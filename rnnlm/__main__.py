@@ -33,7 +33,7 @@ def parser() -> Parser:
     for name, kind in [("emsize", int), ("nhid", int), ("nlayers", int), ("dropout", float), ("batch-size", int),
                        ("bptt", int), ("epochs", int), ("lr", float), ("clip", float), ("seed", int),
                        ("decay-start", int), ("lr-decay", float), ("log-interval", int), ("eval-every", int),
-                       ("time-budget", float)]:
+                       ("max-tokens", int), ("time-budget", float)]:
         p.add_argument(f"--{name}", type=kind)
     p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=None, help="tie decoder and embedding")
     p.add_argument("--schedule", choices=["constant", "step", "plateau"])

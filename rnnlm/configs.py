@@ -23,6 +23,7 @@ class Config:
     clip: float = 0.25           # max global norm of the gradient
     seed: int = 1111
     device: str = "auto"         # "auto" (cuda when available), "cpu" or "cuda"
+    max_tokens: int | None = None      # training tokens in all, a budget that holds on any machine
     time_budget: float | None = None   # seconds of training; stops between batches
     log_interval: int = 200      # batches between progress lines
     eval_every: int | None = None      # batches between validation points of the curve

@@ -54,16 +54,18 @@ class History:
     """What fit() measured: one row per epoch, the validation curve, the test result."""
     epochs: list[dict] = field(default_factory=list)
     curve: list[tuple[float, float]] = field(default_factory=list)   # (training seconds, valid ppl)
+    tokens_curve: list[tuple[int, float]] = field(default_factory=list)  # (training tokens, valid ppl)
     test_ppl: float | None = None
     best_valid_ppl: float = math.inf
     stopped_by_budget: bool = False
 
 
 class Clock:
-    """Training seconds (evaluation excluded) and the time budget."""
+    """Training seconds (evaluation excluded) and tokens, and the budgets on them."""
 
-    def __init__(self, budget: float | None):
+    def __init__(self, budget: float | None, max_tokens: int | None = None):
         self.budget, self.spent, self.started = budget, 0.0, None
+        self.max_tokens, self.tokens = max_tokens, 0
 
     def start(self):
         self.started = time.perf_counter()
@@ -76,7 +78,8 @@ class Clock:
         return self.spent + (time.perf_counter() - self.started if self.started else 0.0)
 
     def out(self) -> bool:
-        return self.budget is not None and self.now() >= self.budget
+        return (self.budget is not None and self.now() >= self.budget) or \
+            (self.max_tokens is not None and self.tokens >= self.max_tokens)
 
 
 def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log: Callable,
@@ -99,6 +102,7 @@ def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log:
         optimizer.step()
         # Token-weighted sums: the last window of the epoch is shorter than the rest.
         tokens = targets.numel()
+        clock.tokens += tokens
         total_loss += loss.item() * tokens
         total_tokens += tokens
         interval_loss += loss.item() * tokens
@@ -145,11 +149,13 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
     valid_data = batchify(corpus.valid, config.eval_batch_size).to(device)
     test_data = batchify(corpus.test, config.eval_batch_size).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
-    history, clock = History(), Clock(config.time_budget)
+    history, clock = History(), Clock(config.time_budget, config.max_tokens)
     best_loss, best_state = math.inf, None
 
     def valid_point():
-        history.curve.append((clock.now(), math.exp(cross_entropy(model, valid_data, config.bptt))))
+        ppl = math.exp(cross_entropy(model, valid_data, config.bptt))
+        history.curve.append((clock.now(), ppl))
+        history.tokens_curve.append((clock.tokens, ppl))
 
     for epoch in range(1, config.epochs + 1):
         seconds_before = clock.now()
@@ -158,6 +164,7 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
         seconds = clock.now() - seconds_before
         valid_loss = cross_entropy(model, valid_data, config.bptt)
         history.curve.append((clock.now(), math.exp(valid_loss)))
+        history.tokens_curve.append((clock.tokens, math.exp(valid_loss)))
         history.epochs.append(dict(epoch=epoch, train_loss=train_loss, valid_ppl=math.exp(valid_loss),
                                    seconds=seconds, tokens_per_s=tokens / seconds,
                                    lr=optimizer.param_groups[0]["lr"]))
@@ -172,7 +179,9 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
                 save_checkpoint(save, model, config, corpus)
         if out_of_time:
             history.stopped_by_budget = True
-            log(f"| time budget of {config.time_budget:g} s reached during epoch {epoch}")
+            spent = (f"token budget of {config.max_tokens:,}" if config.max_tokens is not None
+                     and clock.tokens >= config.max_tokens else f"time budget of {config.time_budget:g} s")
+            log(f"| {spent} reached during epoch {epoch}")
             break
     model.load_state_dict(best_state)
     history.best_valid_ppl = math.exp(best_loss)

@@ -249,6 +249,14 @@ def test_time_budget_stops_between_batches():
     assert history.stopped_by_budget and len(history.epochs) == 1
 
 
+def test_token_budget_stops_after_that_much_work():
+    corpus = Corpus.from_folder(FIXTURE)
+    per_batch = TINY.batch_size * TINY.bptt
+    _, history = fit(TINY.with_(max_tokens=2 * per_batch, epochs=50, eval_every=1), corpus, log=lambda line: None)
+    assert history.stopped_by_budget and len(history.epochs) == 1
+    assert [tokens for tokens, _ in history.tokens_curve] == [per_batch, 2 * per_batch, 2 * per_batch]
+
+
 def test_the_step_schedule_divides_after_decay_start():
     corpus = Corpus.from_folder(FIXTURE)
     _, history = fit(TINY.with_(schedule="step", decay_start=2, epochs=4), corpus, log=lambda line: None)
