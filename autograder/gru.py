@@ -258,7 +258,9 @@ class GruForwardCheck(Check):
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, num_layers=2, batch_first=False, h_0=True),
                dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, batch_first=True, h_0=False),
                # input_size == hidden_size: every mistaken wiring of the layers still runs
-               dict(L=6, input_size=4, hidden_size=4, num_layers=2, batched=False, h_0=True)]
+               dict(L=6, input_size=4, hidden_size=4, num_layers=2, batched=False, h_0=True),
+               dict(L=4, N=3, input_size=3, hidden_size=5, num_layers=2, bias=False, batch_first=True,
+                    h_0=False)]
     HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, num_layers=3, batch_first=True, h_0=True),
               dict(L=3, N=2, input_size=6, hidden_size=6, num_layers=2, batch_first=False, h_0=True),
               dict(L=1, input_size=3, hidden_size=4, num_layers=1, batched=False, h_0=False),

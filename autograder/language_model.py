@@ -395,7 +395,9 @@ class CorpusPerplexityCheck(Check):
     VISIBLE = [dict(rnn_type="LSTM", ntoken=30, ninp=8, nhid=10, nlayers=2, dropout=0.5, rows=23, batch=3, bptt=5),
                dict(rnn_type="GRU", ntoken=25, ninp=6, nhid=8, nlayers=1, dropout=0.5, rows=18, batch=2, bptt=4),
                dict(rnn_type="RNN_TANH", ntoken=20, ninp=5, nhid=7, nlayers=1, dropout=0.5, rows=15, batch=4,
-                    bptt=6)]
+                    bptt=6),
+               dict(rnn_type="RNN_RELU", ntoken=22, ninp=4, nhid=5, nlayers=2, dropout=0.5, rows=14, batch=3,
+                    bptt=4)]
     HIDDEN = [dict(rnn_type="LSTM", ntoken=40, ninp=10, nhid=12, nlayers=1, dropout=0.5, rows=30, batch=4, bptt=7),
               dict(rnn_type="GRU", ntoken=35, ninp=7, nhid=9, nlayers=2, dropout=0.4, rows=20, batch=3, bptt=3),
               dict(rnn_type="RNN_RELU", ntoken=28, ninp=6, nhid=6, nlayers=1, dropout=0.5, rows=17, batch=5,

@@ -318,7 +318,8 @@ class LstmForwardCheck(Check):
 
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, proj_size=0, batch_first=False, hx=True),
                dict(L=4, N=2, input_size=3, hidden_size=5, proj_size=2, batch_first=True, hx=False),
-               dict(L=6, input_size=4, hidden_size=5, proj_size=3, batched=False, hx=True)]
+               dict(L=6, input_size=4, hidden_size=5, proj_size=3, batched=False, hx=True),
+               dict(L=4, N=3, input_size=2, hidden_size=5, proj_size=0, bias=False, hx=False)]
     HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, proj_size=0, batch_first=True, hx=True),
               dict(L=3, N=5, input_size=2, hidden_size=7, proj_size=4, batch_first=False, hx=True),
               dict(L=1, input_size=3, hidden_size=4, proj_size=0, batched=False, hx=False),

@@ -154,7 +154,8 @@ class RnnStepCheck(Check):
 
     VISIBLE = [dict(N=3, input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=True),
                dict(N=2, input_size=3, hidden_size=6, nonlinearity="relu", bias=True, batched=True),
-               dict(input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=False)]
+               dict(input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=False),
+               dict(N=3, input_size=2, hidden_size=4, nonlinearity="relu", bias=False, batched=True)]
     HIDDEN = [dict(N=5, input_size=7, hidden_size=8, nonlinearity="relu", bias=True, batched=True),
               dict(N=1, input_size=2, hidden_size=3, nonlinearity="tanh", bias=True, batched=True),
               dict(N=4, input_size=5, hidden_size=6, nonlinearity="tanh", bias=False, batched=True),
@@ -216,7 +217,8 @@ class RnnForwardCheck(Check):
 
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, nonlinearity="tanh", batch_first=False, h_0=True),
                dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="relu", batch_first=True, h_0=False),
-               dict(L=6, input_size=4, hidden_size=5, nonlinearity="tanh", batched=False, h_0=True)]
+               dict(L=6, input_size=4, hidden_size=5, nonlinearity="tanh", batched=False, h_0=True),
+               dict(L=4, N=3, input_size=2, hidden_size=3, nonlinearity="relu", bias=False, h_0=True)]
     HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, nonlinearity="relu", batch_first=False, h_0=False),
               dict(L=3, N=5, input_size=2, hidden_size=7, nonlinearity="tanh", batch_first=True, h_0=True),
               dict(L=1, input_size=3, hidden_size=4, nonlinearity="relu", batched=False, h_0=False),
@@ -281,7 +283,9 @@ class MyRnnCheck(Check):
                dict(input_size=3, hidden_size=8, num_layers=2, nonlinearity="relu", bias=True,
                     batch_first=True, L=4, N=2, h_0=False),
                dict(input_size=4, hidden_size=6, num_layers=2, nonlinearity="tanh", bias=True,
-                    batch_first=False, L=5, batched=False, h_0=True)]
+                    batch_first=False, L=5, batched=False, h_0=True),
+               dict(input_size=3, hidden_size=5, num_layers=2, nonlinearity="relu", bias=False,
+                    batch_first=False, L=3, N=2, h_0=True)]
     HIDDEN = [dict(input_size=5, hidden_size=7, num_layers=3, nonlinearity="tanh", bias=False,
                    batch_first=True, L=6, N=3, h_0=True),
               dict(input_size=2, hidden_size=9, num_layers=1, nonlinearity="relu", bias=True,

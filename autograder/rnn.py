@@ -389,7 +389,9 @@ class BirnnForwardCheck(Check):
                dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, nonlinearity="relu", bias=True,
                     batch_first=True, dropout=0.3, bidirectional=True, h_0=False),
                dict(L=6, N=4, input_size=5, hidden_size=3, num_layers=1, nonlinearity="tanh", bias=True,
-                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True)]
+                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True),
+               dict(L=3, N=2, input_size=2, hidden_size=4, num_layers=2, nonlinearity="relu", bias=False,
+                    batch_first=False, dropout=0.0, bidirectional=False, h_0=True)]
     HIDDEN = [dict(L=6, N=2, input_size=3, hidden_size=4, num_layers=3, nonlinearity="tanh", bias=False,
                    batch_first=True, dropout=0.0, bidirectional=True, h_0=True),
               dict(L=7, N=1, input_size=2, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True,

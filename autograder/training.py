@@ -354,7 +354,8 @@ class HiddenGradNormsCheck(Check):
 
     VISIBLE = [dict(cell="rnn", nonlinearity="tanh", L=12, N=2, input_size=3, hidden_size=5, loss="last"),
                dict(cell="lstm", L=10, N=3, input_size=4, hidden_size=6, loss="every"),
-               dict(cell="gru", L=8, N=1, input_size=2, hidden_size=4, loss="mse_last")]
+               dict(cell="gru", L=8, N=1, input_size=2, hidden_size=4, loss="mse_last"),
+               dict(cell="rnn", nonlinearity="relu", L=9, N=2, input_size=3, hidden_size=4, loss="mean_square")]
     HIDDEN = [dict(cell="rnn", nonlinearity="relu", L=15, N=2, input_size=3, hidden_size=4, loss="every"),
               dict(cell="lstm", L=20, N=1, input_size=2, hidden_size=3, loss="last"),
               dict(cell="gru", L=6, N=4, input_size=5, hidden_size=7, loss="every"),
@@ -472,7 +473,10 @@ class DetachStateCheck(OwnMessages, Check):
     # kind: which model produced the state, and so its structure.
     VISIBLE = [dict(kind="gru", num_layers=1, N=3, hidden_size=5),
                dict(kind="lstm", num_layers=1, N=2, hidden_size=4),
-               dict(kind="lstm_cells", num_layers=2, N=3, hidden_size=4)]
+               dict(kind="lstm_cells", num_layers=2, N=3, hidden_size=4),
+               dict(kind="rnn_unbatched", num_layers=1, hidden_size=4),
+               dict(kind="gru_and_lstm", num_layers=2, N=3, hidden_size=3),
+               dict(kind="leaf", num_layers=2, N=3, hidden_size=4)]
     HIDDEN = [dict(kind="lstm", num_layers=2, N=4, hidden_size=3),
               dict(kind="rnn_unbatched", num_layers=2, hidden_size=6),
               dict(kind="gru_and_lstm", num_layers=1, N=2, hidden_size=5),

@@ -184,7 +184,7 @@ def test_feedback_names_output_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_gru_forward(h_n_squeezed, quiet=True)
     message = str(failure.value)
-    assert "gru_forward does not match torch.nn.GRU on case 1 of 3" in message
+    assert "gru_forward does not match torch.nn.GRU on case 1 of 4" in message
     assert "h_n has shape (3, 6), expected (2, 3, 6), laid out as (num_layers, N, H)" in message
 
 

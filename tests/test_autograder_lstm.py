@@ -161,7 +161,7 @@ def test_feedback_names_output_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_lstm_forward(c_n_squeezed, quiet=True)
     message = str(failure.value)
-    assert "lstm_forward does not match torch.nn.LSTM on case 1 of 3" in message
+    assert "lstm_forward does not match torch.nn.LSTM on case 1 of 4" in message
     assert "c_n has shape (3, 6), expected (1, 3, 6), laid out as (1, N, H)" in message
 
 

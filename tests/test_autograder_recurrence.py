@@ -95,7 +95,7 @@ def test_feedback_names_output_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_rnn_forward(h_n_squeezed, quiet=True)
     message = str(failure.value)
-    assert "rnn_forward does not match torch.nn.RNN on case 1 of 3" in message
+    assert "rnn_forward does not match torch.nn.RNN on case 1 of 4" in message
     assert "h_n has shape (3, 6), expected (1, 3, 6)" in message
 
 

@@ -249,7 +249,7 @@ def test_birnn_feedback_names_output_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_birnn_forward(late_error, quiet=True)
     message = str(failure.value)
-    assert "birnn_forward does not match torch.nn.RNN on case 1 of 3 (L=5, N=3" in message
+    assert "birnn_forward does not match torch.nn.RNN on case 1 of 4 (L=5, N=3" in message
     assert "output[t=3, n=1, h=7] is" in message and "largest error 1" in message
 
 

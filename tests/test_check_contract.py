@@ -176,3 +176,24 @@ def test_an_answer_that_borrows_a_forbidden_function_is_refused(name, path):
     with pytest.raises(CheckFailure, match=f"is not written by hand: it calls {re.escape(path)}"):
         check(borrowing(check.kind, path), quiet=True)
     assert inspect.unwrap(resolve(path)).__code__ is code, "the function was not given its code back"
+
+
+def feature_values(cases) -> dict[str, set]:
+    """Each configuration key's values that pick a feature (flags and modes, not sizes)."""
+    values: dict[str, set] = {}
+    for case in cases:
+        for key, value in case.config.items():
+            if value is None or isinstance(value, (bool, str)):
+                values.setdefault(key, set()).add(value)
+    return values
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_visible_cases_cover_every_feature_the_hidden_ones_use(name):
+    """Hidden cases change sizes, values and seeds, never features: whatever the notebook's
+    check said OK to, the grade cannot then fail for a flag the student never saw."""
+    check = CHECKS[name]
+    visible, hidden = feature_values(check.make_cases()), feature_values(check.make_cases(hidden=True))
+    missing = {key: sorted(map(repr, values - visible.get(key, set())))
+               for key, values in hidden.items() if values - visible.get(key, set())}
+    assert not missing, f"{name}: hidden cases use features no visible case shows: {missing}"

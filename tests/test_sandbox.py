@@ -391,3 +391,62 @@ def test_an_unprivileged_grader_still_isolates():
         assert results["reference"]["isolation"][0].startswith("bubblewrap")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> start time of every process below `pid` (start times tell a reused pid apart)."""
+    parents, starts = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)], starts[int(entry.name)] = int(fields[1]), fields[19]
+    found, frontier = {}, [pid]
+    while frontier:
+        current = frontier.pop()
+        for child, parent in parents.items():
+            if parent == current and child not in found:
+                found[child] = starts[child]
+                frontier.append(child)
+    return found
+
+
+def alive(processes: dict[int, str]) -> list[int]:
+    left = []
+    for pid, start in processes.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[19] == start and fields[0] != "Z":
+            left.append(pid)
+    return left
+
+
+def test_killing_the_grader_ends_its_sandboxes(tmp_path):
+    import signal
+    import time
+    submissions = tmp_path / "in"
+    (submissions / "endless").mkdir(parents=True)
+    (submissions / "endless" / "recurrence.ipynb").write_text(
+        json.dumps(at_end(answered(), "import time\nwhile True:\n    time.sleep(1)")))
+    grader = subprocess.Popen([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(submissions),
+                               "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, below = time.monotonic() + 120, {}
+        while time.monotonic() < deadline and len(below) < 5:  # bwrap, its init, worker, A, B, C
+            time.sleep(1)
+            below = descendants(grader.pid)
+        assert len(below) >= 5, "the submission never started"
+        grader.kill()
+        grader.wait()
+        deadline = time.monotonic() + 20
+        while alive(below) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not alive(below), "processes of the sandbox outlived the grader"
+    finally:
+        if grader.poll() is None:
+            grader.send_signal(signal.SIGKILL)

@@ -163,12 +163,9 @@ def run_job(job: dict, setup: dict, shell, out) -> tuple[str, str, str, float]:
     if pid == 0:
         os.close(result_read)
         os.close(status_read)
-        code = 0
-        try:
+        with harness_failures(status_write):  # never return into the worker's loop
             outer_child(job, setup, shell, result_write, status_write)
-        except BaseException:  # noqa: BLE001 -- never return into the worker's loop
-            code = 71
-        os._exit(code)
+        os._exit(0)
     os.close(result_write)
     os.close(status_write)
     exit_text, violation, setup_error = relay(result_read, status_read, pid, deadline, out, job)
@@ -282,16 +279,36 @@ def outer_child(job: dict, setup: dict, shell, result_write: int, status_write: 
     pid = os.fork()
     if pid == 0:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # A killed: B and all below it end
-        try:
+        with harness_failures(status_write):
             private_filesystem(setup["limits"]["disk_bytes"], setup["keep"], setup["hide"])
             drop_capabilities()
-        except BaseException as error:  # noqa: BLE001 -- the sandbox's failure, not the student's
-            os.write(status_write, STATUS.pack(b"X", 0) + str(error)[:200].encode(errors="replace"))
-            os._exit(72)
-        inner_child(job, setup, shell, result_write, status_write)
+            inner_child(job, setup, shell, result_write, status_write)
         os._exit(0)
     os.write(status_write, STATUS.pack(b"P", pid))
     os.waitpid(pid, 0)
+
+
+class harness_failures:
+    """Around our own code in A, B and C: a failure is reported as the sandbox's, then the process ends.
+
+    It goes to the status pipe, which student code never holds, as b"X" and a line of text;
+    the grader marks the submission "not graded: grader error" instead of scoring it.
+    """
+
+    def __init__(self, status_write: int):
+        self.status_write = status_write
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, _):
+        if error is not None:
+            try:
+                text = f"{kind.__name__}: {error}"[:200].encode(errors="replace")
+                os.write(self.status_write, STATUS.pack(b"X", 0) + text)
+            finally:
+                os._exit(70)
+        return False
 
 
 def private_filesystem(disk_bytes: int, keep: list[str], hide: list[str]) -> None:
@@ -357,11 +374,10 @@ def inner_child(job: dict, setup: dict, shell, result_write: int, status_write: 
     folder = f"{ROOT}/work" if setup["namespaces"] else tempfile.mkdtemp(prefix="submission-")
     pid = os.fork()
     if pid == 0:
-        os.close(status_write)
         code = 0
         try:
-            submission(job, setup, shell, result_write, folder)
-        except BaseException:  # noqa: BLE001
+            submission(job, setup, shell, result_write, folder, status_write)
+        except BaseException:  # noqa: BLE001 -- what the student's code did: its own exit
             code = 73
         os._exit(code)
     os.close(result_write)
@@ -383,24 +399,27 @@ def inner_child(job: dict, setup: dict, shell, result_write: int, status_write: 
 
 # -- inside the submission (C) --------------------------------------------------------
 
-def submission(job: dict, setup: dict, shell, result_write: int, folder: str) -> None:
+def submission(job: dict, setup: dict, shell, result_write: int, folder: str, status_write: int) -> None:
     """Run the notebook's cells and the student part of each check; send what they return."""
     limits = setup["limits"]
-    os.setsid()
-    with open(os.path.join(folder, job["notebook_name"]), "wb") as handle:
-        handle.write(job["notebook"])
-    os.chdir(folder)
-    os.environ.update(HOME=folder, TMPDIR="/tmp")
-    channel = hide_channel(result_write)
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.closerange(3, channel)
-    os.closerange(channel + 1, 65536)
-    sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
-    set_limits(limits, job["seconds"])
-    send = sender(channel)  # bound now: student code that rebinds names cannot change it
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file limit, writes fail instead
+    with harness_failures(status_write):  # until student code runs, a failure is ours
+        os.setsid()
+        with open(os.path.join(folder, job["notebook_name"]), "wb") as handle:
+            handle.write(job["notebook"])
+        os.chdir(folder)
+        os.environ.update(HOME=folder, TMPDIR="/tmp")
+        channel = hide_channel(result_write)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, min(channel, status_write))
+        os.closerange(min(channel, status_write) + 1, max(channel, status_write))
+        os.closerange(max(channel, status_write) + 1, 65536)
+        sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
+        set_limits(limits, job["seconds"])
+        send = sender(channel)  # bound now: student code that rebinds names cannot change it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file limit, writes fail instead
+    os.close(status_write)
     errors = run_cells(shell, job["code"], limits["cell_seconds"])
     send("cells", errors=errors)
     run_checks(shell.user_ns, job["checks"], setup["cases"], limits["cell_seconds"], send)
