@@ -103,8 +103,9 @@ def probes(course: Path, out: Path, listening: int) -> dict[str, str]:
         """,
         "environment": f"""
             import os
-            found += [key for key, value in os.environ.items()
-                      if key in {sorted(set(os.environ) - GENERIC)!r} or {SECRET!r} in value]
+            grader = {dict((k, v) for k, v in os.environ.items() if k not in GENERIC)!r}
+            found += [key for key, value in os.environ.items()  # a grader variable, with its value
+                      if grader.get(key) == value or {SECRET!r} in value]
         """,
         "network": f"""
             import socket
