@@ -52,7 +52,7 @@ def grade(args) -> int:
     limits = Limits(cell_seconds=args.cell_timeout, total_seconds=args.timeout,
                     memory_bytes=int(args.memory_gb * (1 << 30)), disk_bytes=args.disk_mb << 20)
     results = grade_class(args.assignment, args.submissions, args.out, workers=args.workers,
-                          limits=limits, course=args.course, seed=args.seed,
+                          limits=limits, seed=args.seed,
                           resume=not args.no_resume, progress=not args.quiet,
                           unsandboxed=args.unsandboxed)
     write_all(results, Assignment.load(args.assignment), args.out, args.course)

@@ -221,7 +221,7 @@ def graded(tmp_path_factory):
     gradebook_before = (course / "gradebook.db").read_bytes()
     os.environ["GRADEBOOK"] = str(course / "gradebook.db")  # the hostile cell's target
     out = tmp / "graded"
-    results = grade_class(ASSIGNMENT, submissions, out, workers=2, course=course, progress=False,
+    results = grade_class(ASSIGNMENT, submissions, out, workers=2, progress=False,
                           limits=LIMITS)
     untouched = (course / "gradebook.db").read_bytes() == gradebook_before
     write_all(results, Assignment.load(ASSIGNMENT), out, course)

@@ -155,7 +155,7 @@ class Progress:
 
 
 def grade_class(assignment_name: str, submissions: Path, out: Path, *, workers: int | None = None,
-                limits: Limits | None = None, course: Path | None = None, seed: int | None = None,
+                limits: Limits | None = None, seed: int | None = None,
                 resume: bool = True, progress: bool = True, unsandboxed: bool = False) -> list[Result]:
     """Grade every submission under `submissions` into `out`; see the module docstring.
 
