@@ -40,7 +40,7 @@ def requirements_hash() -> str:
 
 
 def ensure_venv() -> None:
-    """Create .venv and install the pinned requirements and the autograder package."""
+    """Create .venv and install the pinned requirements and this course's package (rnn-by-hand, editable)."""
     if not PYTHON.exists():
         print(f"creating {VENV.relative_to(REPO)}", flush=True)
         venv.create(VENV, with_pip=True)
@@ -137,7 +137,7 @@ def test(pytest_args: list[str]) -> int:
 
 def release(names: list[str]) -> None:
     ensure_venv()
-    run(PYTHON, "-m", "autograder.course", "release", *names, env=venv_environment())
+    run(PYTHON, "-m", "rnn_by_hand", "release", *names, env=venv_environment())
 
 
 def main(argv: list[str]) -> int:

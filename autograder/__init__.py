@@ -1,15 +1,28 @@
-"""Checks that compare a student's RNN code with torch.nn, by value, in float64.
+"""rnn_by_hand: the checks and class grader of the course "Recurrent neural networks in
+PyTorch, by hand and by torch.nn" (distribution `rnn-by-hand`).
 
-A notebook's test cell calls a check with the student's function or class:
+The public API, which internal reorganisation never changes:
 
-    from autograder.recurrence import check_rnn_step
-    check_rnn_step(rnn_step)               # visible cases
-    check_rnn_step(rnn_step, hidden=True)  # other configurations, in hidden tests
+    import rnn_by_hand
+    rnn_by_hand.require("<release>")           # first cell of every exercise notebook
+    from rnn_by_hand.checks import check_rnn_step
+    check_rnn_step(rnn_step)                   # visible cases: "OK" or a CheckFailure
+    check_rnn_step(rnn_step, hidden=True)      # other configurations, in hidden tests
 
-and gets either a one-line confirmation or a `CheckFailure` that says what is
-wrong. `CHECKS` maps "<assignment>/<name>" to every check, for graders.
+    rnn-by-hand release | validate | grade     # the instructor's command (python -m rnn_by_hand)
+    rnn_by_hand.lm                             # the language model of chapter 8
+
+`import rnn_by_hand` is light (no torch): the first cell can say what is missing
+before anything heavy loads.
 """
-from .check import CHECKS, Case, Check, CheckFailure
+from ._version import __version__, require
 
-__all__ = ["CHECKS", "Case", "Check", "CheckFailure"]
-__version__ = "0.1.0"
+__all__ = ["__version__", "require", "CHECKS", "Case", "Check", "CheckFailure"]
+
+
+def __getattr__(name: str):
+    """The check framework, imported on first use (it imports torch)."""
+    if name in ("CHECKS", "Case", "Check", "CheckFailure"):
+        from . import check
+        return getattr(check, name)
+    raise AttributeError(f"module 'rnn_by_hand' has no attribute {name!r}")

@@ -175,7 +175,7 @@ def misplaced_copy(copies, sources: dict[str, torch.Tensor], origin: str, made: 
 
 class LstmToCellsCheck(Check):
     name = "07-cells/lstm_to_cells"
-    forbidden_functions = ("autograder.cells.cells_from_lstm", "autograder.cells.build_cells")
+    forbidden_functions = ("rnn_by_hand.cells.cells_from_lstm", "rnn_by_hand.cells.build_cells")
     student_name = "lstm_to_cells"
     reference_name = "the layers of torch.nn.LSTM"
 
@@ -285,7 +285,7 @@ class LstmToCellsCheck(Check):
 
 class CellsToLstmCheck(Check):
     name = "07-cells/cells_to_lstm"
-    forbidden_functions = ("autograder.cells.build_lstm",)
+    forbidden_functions = ("rnn_by_hand.cells.build_lstm",)
     student_name = "cells_to_lstm"
     reference_name = "the same torch.nn.LSTMCell objects stepped layer by layer"
 
@@ -400,7 +400,7 @@ class CellsToLstmCheck(Check):
 
 class StackedLstmForwardCheck(Check):
     name = "07-cells/stacked_lstm_forward"
-    forbidden_functions = ("autograder.cells.run_cells",)
+    forbidden_functions = ("rnn_by_hand.cells.run_cells",)
     student_name = "stacked_lstm_forward"
     reference_name = "torch.nn.LSTM(num_layers=len(cells))"
     forbidden = FUSED_LSTM
@@ -530,7 +530,7 @@ def decode_by_hand(cell, embedding, head, start, steps, state=None, *, feed="cho
 
 class GreedyDecodeCheck(Check):
     name = "07-cells/greedy_decode"
-    forbidden_functions = ("autograder.cells.decode_by_hand",)
+    forbidden_functions = ("rnn_by_hand.cells.decode_by_hand",)
     student_name = "greedy_decode"
     reference_name = "torch.nn.LSTM run one step at a time with the same greedy rule"
     forbidden = FUSED_LSTM

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from .compare import ATOL, RTOL, shape_str, type_name
 from .wire import round_trip
 
 CHECKS: dict[str, "Check"] = {}
+# Frames in these folders are the checker's or torch's, never the student's.
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 
 
 class CheckFailure(AssertionError):
@@ -56,8 +60,7 @@ def describe_config(config: dict[str, Any]) -> str:
 def student_error(what: str, error: BaseException) -> CheckFailure:
     """Turn an exception raised by student code into a message about that code only."""
     frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if "/autograder/" not in f.filename.replace("\\", "/")
-              and "/torch/" not in f.filename.replace("\\", "/")]
+              if not os.path.abspath(f.filename).startswith((PACKAGE_DIR, TORCH_DIR))]
     where = ""
     if frames:
         last = frames[-1]
@@ -128,7 +131,7 @@ _MISSING = object()
 
 
 def resolve(dotted: str) -> Callable:
-    """The object a dotted path such as "rnnlm.data.batchify" names."""
+    """The object a dotted path such as "rnn_by_hand.lm.data.batchify" names."""
     parts = dotted.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         try:
@@ -157,7 +160,7 @@ def _trap_code(function: Callable):
               + "    def trapped(*args, **kwargs):\n"
               + (f"        {', '.join(free)}\n" if free else "")
               + "        import sys as frames\n"
-              + "        from autograder.check import _TRAP_MESSAGES, ForbiddenCall\n"
+              + "        from rnn_by_hand.check import _TRAP_MESSAGES, ForbiddenCall\n"
               + "        raise ForbiddenCall(_TRAP_MESSAGES[id(frames._getframe().f_code)][1])\n"
               + "    return trapped\n")
     namespace: dict[str, Any] = {}
@@ -172,7 +175,7 @@ def forbid_functions(paths: tuple[str, ...], reason: str):
     """While student code runs, make the Python functions at `paths` raise ForbiddenCall.
 
     The function's code itself is swapped, not the attribute that names it, so an
-    answer that imported the function before the check (`from rnnlm.data import
+    answer that imported the function before the check (`from rnn_by_hand.lm.data import
     batchify`), an alias, a subclass that inherits a forbidden method, or a wrapper
     such as torch's `_no_grad` all reach the trap.
     """
@@ -226,7 +229,7 @@ class Check:
     # torch kernels the student must not call (e.g. "rnn_tanh" behind nn.RNN)
     forbidden: tuple[str, ...] = ()
     # Python functions the student must not call, by dotted path: the answer's library
-    # function (e.g. "rnnlm.data.batchify") and the autograder's own hand-written
+    # function (e.g. "rnn_by_hand.lm.data.batchify") and the autograder's own hand-written
     # reference, which an answer could otherwise import from the installed package
     forbidden_functions: tuple[str, ...] = ()
     forbidden_reason: str = "this exercise asks you to write it yourself"
@@ -234,6 +237,8 @@ class Check:
     atol: float = ATOL
 
     def __init__(self):
+        if self.name in CHECKS:  # two checks under one name: the grader would pick either
+            raise RuntimeError(f"a check named {self.name!r} is already registered")
         CHECKS[self.name] = self
 
     # -- the four parts -------------------------------------------------

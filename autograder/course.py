@@ -1,25 +1,125 @@
-"""The repository as an nbgrader course: releasing, validating and grading notebooks.
+"""An nbgrader course folder: where its source and release notebooks are, and releasing them.
 
-Every nbgrader command here runs in a temporary course directory, so the
-repository never gains a gradebook.db or nbgrader's working folders.
+A course is a folder holding `nbgrader_config.py`, `solutions/<assignment>/` (the
+source, with solution regions and hidden tests) and `exercises/<assignment>/` (the
+generated release). This repository is one; so is any copy of it. Paths always come
+from the course folder an instructor names (`--course`, default: the current folder),
+never from where this package is installed, so a wheel grades any course.
+
+Every nbgrader command here runs in a temporary copy of the course, so the course
+folder never gains nbgrader's working folders as a side effect of releasing.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SOLUTIONS = REPO / "solutions"
-EXERCISES = REPO / "exercises"
+from .grading.errors import GradingError
+
+CONFIG = "nbgrader_config.py"
 
 
-def assignments() -> list[str]:
-    """Assignment names: one folder per chapter under solutions/."""
-    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and not p.name.startswith("."))
+@dataclass(frozen=True)
+class Course:
+    root: Path
+
+    @classmethod
+    def at(cls, folder: Path | str = ".") -> "Course":
+        """The course in `folder`, or a one-line GradingError that says what is missing."""
+        root = Path(folder).expanduser().resolve()
+        if not root.is_dir():
+            raise GradingError(f"course folder {folder} does not exist")
+        missing = [name for name in (CONFIG, "solutions") if not (root / name).exists()]
+        if missing:
+            raise GradingError(f"{root} is not a course folder: it has no {' and no '.join(missing)} "
+                               "(run the command in the course folder, or pass --course DIR)")
+        return cls(root)
+
+    @property
+    def solutions(self) -> Path:
+        return self.root / "solutions"
+
+    @property
+    def exercises(self) -> Path:
+        return self.root / "exercises"
+
+    def assignments(self) -> list[str]:
+        """Assignment names: one folder per chapter under solutions/."""
+        return sorted(p.name for p in self.solutions.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def known(self, names: list[str] | None) -> list[str]:
+        """`names` (default: every assignment), refused in one line when one is not in the course."""
+        names = list(names or self.assignments())
+        unknown = sorted(set(names) - set(self.assignments()))
+        if unknown:
+            raise GradingError(f"no such assignment in {self.solutions}: {', '.join(unknown)} "
+                               f"(known: {', '.join(self.assignments())})")
+        return names
+
+    def copy_to(self, root: Path) -> Path:
+        """A fresh nbgrader course at `root` with this course's config and source notebooks."""
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.root / CONFIG, root / CONFIG)
+        shutil.copytree(self.solutions, root / "solutions", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        return root
+
+    def generate_release(self, destination: Path, names: list[str] | None = None) -> Path:
+        """Write the student release of the named assignments (default: all) to `destination`.
+
+        Only the named assignments' folders under `destination` are replaced.
+        """
+        names = self.known(names)
+        with tempfile.TemporaryDirectory() as tmp:
+            course = self.copy_to(Path(tmp) / "course")
+            for name in names:
+                nbgrader("generate_assignment", name, "--force", cwd=course)
+                target = destination / name
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(course / "exercises" / name, target)
+        return destination
+
+    def stale_releases(self, names: list[str] | None = None) -> list[str]:
+        """Files of exercises/ that differ from what releasing the source would write now."""
+        names = self.known(names)
+        with tempfile.TemporaryDirectory() as tmp:
+            fresh = self.generate_release(Path(tmp) / "release", names)
+            stale = []
+            for name in names:
+                committed, generated = self.exercises / name, fresh / name
+                files = {p.relative_to(generated) for p in generated.rglob("*") if p.is_file()}
+                if committed.is_dir():
+                    files |= {p.relative_to(committed) for p in committed.rglob("*") if p.is_file()}
+                for file in sorted(files):
+                    if content(committed / file) != content(generated / file):
+                        stale.append(f"exercises/{name}/{file}")
+            return stale
+
+    def release(self, names: list[str] | None = None) -> list[str]:
+        """Regenerate exercises/ for the named assignments, with each setup cell naming this checker."""
+        from .setup_cell import stamp_course
+        names = self.known(names)
+        stamp_course(self, names)
+        self.generate_release(self.exercises, names)
+        return names
+
+
+def content(path: Path):
+    """What a file says, for comparing releases: a notebook without its editor's language_info."""
+    if not path.is_file():
+        return None
+    if path.suffix != ".ipynb":
+        return path.read_bytes()
+    notebook = json.loads(path.read_text())
+    notebook.get("metadata", {}).pop("language_info", None)
+    return notebook
 
 
 def environment() -> dict[str, str]:
@@ -31,51 +131,17 @@ def environment() -> dict[str, str]:
 
 def nbgrader(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """Run an nbgrader command with this Python (extra environment variables in `env`)."""
+    try:
+        import nbgrader as _  # noqa: F401
+    except ImportError:
+        raise GradingError('nbgrader is not installed: pip install "rnn-by-hand[grade]"') from None
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd,
                             capture_output=True, text=True, env=environment() | env)
     if result.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        output = f"$ nbgrader {' '.join(args)}\n{result.stdout}\n{result.stderr}"
+        with tempfile.NamedTemporaryFile("w", prefix=f"nbgrader-{args[0]}-", suffix=".log", delete=False) as log:
+            log.write(output)
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        cause = next((line for line in reversed(lines) if "Error:" in line), lines[-1])
+        raise GradingError(f"nbgrader {args[0]} failed ({cause[:300]}); its whole output is in {log.name}")
     return result
-
-
-def new_course(root: Path) -> Path:
-    """A course directory at `root` with this repository's config and source notebooks."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    shutil.copytree(SOLUTIONS, root / "solutions", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    return root
-
-
-def generate_release(destination: Path, names: list[str] | None = None) -> Path:
-    """Write the student release of the named assignments (default: all) to `destination`.
-
-    Only the named assignments' folders under `destination` are replaced.
-    """
-    names = names or assignments()
-    unknown = sorted(set(names) - set(assignments()))
-    if unknown:
-        raise SystemExit(f"no such assignment in solutions/: {', '.join(unknown)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        course = new_course(Path(tmp) / "course")
-        for name in names:
-            nbgrader("generate_assignment", name, "--force", cwd=course)
-            target = destination / name
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(course / "exercises" / name, target)
-    return destination
-
-
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["release"]:
-        names = argv[1:] or assignments()
-        generate_release(EXERCISES, names)
-        print(f"wrote exercises/ for {', '.join(names)}")
-        return 0
-    print("usage: python -m autograder.course release [ASSIGNMENT ...]", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

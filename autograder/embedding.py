@@ -162,7 +162,7 @@ class ExactCheck(Check):
 
 class BuildVocabCheck(ExactCheck):
     name = "02-embedding/build_vocab"
-    forbidden_functions = ("autograder.embedding.vocabulary",)
+    forbidden_functions = ("rnn_by_hand.embedding.vocabulary",)
     student_name = "build_vocab"
     reference_name = "the vocabulary rule (reference builder in autograder.embedding)"
     visible_base, hidden_base = 2100, 9710
@@ -291,7 +291,7 @@ def compare_stoi(expected: dict[str, int], stoi, itos) -> list[str]:
 
 class EncodeCheck(ExactCheck):
     name = "02-embedding/encode"
-    forbidden_functions = ("autograder.embedding.reference_encode",)
+    forbidden_functions = ("rnn_by_hand.embedding.reference_encode",)
     student_name = "encode"
     reference_name = "the reference encoder (torch.long indices, <unk>, then <eos>)"
     visible_base, hidden_base = 2200, 9720
@@ -461,7 +461,7 @@ class EmbeddingCase:
 
 class LookupCheck(EmbeddingCase, Check):
     name = "02-embedding/embedding_lookup"
-    forbidden_functions = ("autograder.embedding.safe_rows",)
+    forbidden_functions = ("rnn_by_hand.embedding.safe_rows",)
     student_name = "embedding_lookup"
     reference_name = "torch.nn.Embedding"
     forbidden = LOOKUP_KERNELS
@@ -542,7 +542,7 @@ class ProductWatcher(TorchFunctionMode):
 
 class OneHotCheck(LookupCheck):
     name = "02-embedding/embedding_one_hot"
-    forbidden_functions = ("autograder.embedding.safe_rows",)
+    forbidden_functions = ("rnn_by_hand.embedding.safe_rows",)
     student_name = "embedding_one_hot"
     reference_name = "torch.nn.Embedding"
     forbidden_reason = "this exercise asks for the one-hot product"
@@ -606,7 +606,7 @@ def dense_grad(grad_output, input, num_embeddings, padding_idx=None, scale_grad_
 
 class GradCheck(EmbeddingCase, Check):
     name = "02-embedding/embedding_grad"
-    forbidden_functions = ("autograder.embedding.dense_grad",)
+    forbidden_functions = ("rnn_by_hand.embedding.dense_grad",)
     student_name = "embedding_grad"
     reference_name = "autograd through torch.nn.Embedding (weight.grad)"
     forbidden = GRAD_KERNELS
@@ -703,7 +703,7 @@ def renormed(weight, input, max_norm, norm_type, *, rows="looked_up", eps=1e-7,
 
 class MaxNormCheck(EmbeddingCase, Check):
     name = "02-embedding/embedding_max_norm"
-    forbidden_functions = ("autograder.embedding.renormed",)
+    forbidden_functions = ("rnn_by_hand.embedding.renormed",)
     student_name = "embedding_max_norm"
     reference_name = "torch.nn.Embedding(max_norm=...)"
     forbidden = RENORM_KERNELS

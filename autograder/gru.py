@@ -179,7 +179,7 @@ def cho_variants(bias: bool) -> list[tuple[str, dict]]:
 
 class GruStepCheck(Check):
     name = "06-gru/gru_step"
-    forbidden_functions = ("autograder.gru.gru_cell",)
+    forbidden_functions = ("rnn_by_hand.gru.gru_cell",)
     student_name = "gru_step"
     reference_name = "torch.nn.GRUCell"
     forbidden = GRU_KERNELS
@@ -250,7 +250,7 @@ def from_time_major(config: dict, output: torch.Tensor, h_n: torch.Tensor) -> di
 
 class GruForwardCheck(Check):
     name = "06-gru/gru_forward"
-    forbidden_functions = ("autograder.gru.gru_stack", "autograder.gru.gru_cell")
+    forbidden_functions = ("rnn_by_hand.gru.gru_stack", "rnn_by_hand.gru.gru_cell")
     student_name = "gru_forward"
     reference_name = "torch.nn.GRU"
     forbidden = GRU_KERNELS
@@ -355,9 +355,9 @@ class GruForwardCheck(Check):
 
 class ChoGruStepCheck(Check):
     name = "06-gru/cho_gru_step"
-    forbidden_functions = ("autograder.gru.cho_gru_cell",)
+    forbidden_functions = ("rnn_by_hand.gru.cho_gru_cell",)
     student_name = "cho_gru_step"
-    reference_name = "the GRU of Cho et al. (2014) (autograder.gru.cho_gru_cell)"
+    reference_name = "the GRU of Cho et al. (2014) (rnn_by_hand.gru.cho_gru_cell)"
     forbidden = GRU_KERNELS
 
     VISIBLE = [dict(N=3, input_size=4, hidden_size=5, bias=True, batched=True),
@@ -487,7 +487,7 @@ def random_count_config(rng: random.Random) -> dict:
 
 class CountParametersCheck(Check):
     name = "06-gru/count_parameters"
-    forbidden_functions = ("autograder.gru.count_formula",)
+    forbidden_functions = ("rnn_by_hand.gru.count_formula",)
     student_name = "count_parameters"
     reference_name = "sum(p.numel() for p in module.parameters()) of torch.nn.RNN, GRU and LSTM"
 

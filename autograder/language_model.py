@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlm.data import batchify, get_batch
-from rnnlm.evaluate import perplexity
-from rnnlm.generate import sample_next
-from rnnlm.model import RNNModel
+from rnn_by_hand.lm.data import batchify, get_batch
+from rnn_by_hand.lm.evaluate import perplexity
+from rnn_by_hand.lm.generate import sample_next
+from rnn_by_hand.lm.model import RNNModel
 
 from .check import Case, Check, CheckFailure, call_student, describe_config, seeded, unpack_pair
 from .compare import compare_tensor, shape_str, type_name
@@ -51,11 +51,11 @@ def same_ids(expected: torch.Tensor, actual) -> bool:
 class BatchifyCheck(OwnMessages, Check):
     name = "08-language-model/batchify"
     student_name = "batchify"
-    reference_name = "rnnlm.data.batchify"
-    forbidden_functions = ("rnnlm.data.batchify",)
+    reference_name = "rnn_by_hand.lm.data.batchify"
+    forbidden_functions = ("rnn_by_hand.lm.data.batchify",)
     forbidden_reason = RNNLM_REASON
     ok_text = "equals rnnlm.data.batchify exactly"
-    failure_text = "differs from rnnlm.data.batchify"
+    failure_text = "differs from rnn_by_hand.lm.data.batchify"
 
     VISIBLE = [dict(T=23, batch_size=4), dict(T=30, batch_size=3), dict(T=17, batch_size=5)]
     HIDDEN = [dict(T=41, batch_size=6), dict(T=50, batch_size=7), dict(T=29, batch_size=2),
@@ -103,11 +103,11 @@ class BatchifyCheck(OwnMessages, Check):
 class GetBatchCheck(OwnMessages, Check):
     name = "08-language-model/get_batch"
     student_name = "get_batch"
-    reference_name = "rnnlm.data.get_batch"
-    forbidden_functions = ("rnnlm.data.get_batch",)
+    reference_name = "rnn_by_hand.lm.data.get_batch"
+    forbidden_functions = ("rnn_by_hand.lm.data.get_batch",)
     forbidden_reason = RNNLM_REASON
     ok_text = "equals rnnlm.data.get_batch exactly at every window"
-    failure_text = "differs from rnnlm.data.get_batch"
+    failure_text = "differs from rnn_by_hand.lm.data.get_batch"
 
     VISIBLE = [dict(rows=11, batch=3, bptt=4), dict(rows=9, batch=2, bptt=3), dict(rows=7, batch=4, bptt=2)]
     HIDDEN = [dict(rows=13, batch=5, bptt=5), dict(rows=20, batch=4, bptt=6), dict(rows=6, batch=3, bptt=10),
@@ -218,10 +218,10 @@ def forward_variant(model: RNNModel, x, hidden, *, seed=None, drop_in=True, drop
 class LanguageModelCheck(Check):
     name = "08-language-model/LanguageModel"
     student_name = "LanguageModel"
-    reference_name = "rnnlm.model.RNNModel"
+    reference_name = "rnn_by_hand.lm.model.RNNModel"
     kind = "class"
-    forbidden_functions = ("rnnlm.model.RNNModel.__init__", "rnnlm.model.RNNModel.forward",
-                           "rnnlm.model.RNNModel.init_hidden")
+    forbidden_functions = ("rnn_by_hand.lm.model.RNNModel.__init__", "rnn_by_hand.lm.model.RNNModel.forward",
+                           "rnn_by_hand.lm.model.RNNModel.init_hidden")
     forbidden_reason = RNNLM_REASON
 
     VISIBLE = [dict(rnn_type="LSTM", ntoken=20, ninp=6, nhid=8, nlayers=2, dropout=0.3, L=5, N=3),
@@ -388,8 +388,8 @@ def window_losses(model: RNNModel, source, bptt: int, carry: bool = True) -> tup
 class CorpusPerplexityCheck(Check):
     name = "08-language-model/corpus_perplexity"
     student_name = "corpus_perplexity"
-    reference_name = "rnnlm.evaluate.perplexity"
-    forbidden_functions = ("rnnlm.evaluate.perplexity", "rnnlm.evaluate.cross_entropy")
+    reference_name = "rnn_by_hand.lm.evaluate.perplexity"
+    forbidden_functions = ("rnn_by_hand.lm.evaluate.perplexity", "rnn_by_hand.lm.evaluate.cross_entropy")
     forbidden_reason = RNNLM_REASON
 
     VISIBLE = [dict(rnn_type="LSTM", ntoken=30, ninp=8, nhid=10, nlayers=2, dropout=0.5, rows=23, batch=3, bptt=5),
@@ -495,8 +495,8 @@ def target_probabilities(logits: torch.Tensor, temperature: float, top_k: int | 
 class SampleNextCheck(OwnMessages, Check):
     name = "08-language-model/sample_next"
     student_name = "sample_next"
-    reference_name = "rnnlm.generate.sample_next"
-    forbidden_functions = ("rnnlm.generate.sample_next",)
+    reference_name = "rnn_by_hand.lm.generate.sample_next"
+    forbidden_functions = ("rnn_by_hand.lm.generate.sample_next",)
     forbidden_reason = RNNLM_REASON
     ok_text = ("returns the argmax near temperature 0, and otherwise draws reproducibly from "
                "softmax(logits / temperature) over the top_k (within 4 standard errors)")

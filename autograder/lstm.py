@@ -131,7 +131,7 @@ def ifog_lstm(x, h, c, Wx, Wh, b):
 
 class SplitGatesCheck(Check):
     name = "05-lstm/split_gates"
-    forbidden_functions = ("autograder.lstm.blocks",)
+    forbidden_functions = ("rnn_by_hand.lstm.blocks",)
     student_name = "split_gates"
     reference_name = "the blocks of torch.nn.LSTM's stacked parameters"
 
@@ -222,7 +222,7 @@ class SplitGatesCheck(Check):
 
 class LstmStepCheck(Check):
     name = "05-lstm/lstm_step"
-    forbidden_functions = ("autograder.lstm.lstm_cell",)
+    forbidden_functions = ("rnn_by_hand.lstm.lstm_cell",)
     student_name = "lstm_step"
     reference_name = "torch.nn.LSTMCell"
     forbidden = LSTM_KERNELS
@@ -311,7 +311,7 @@ def forward_layouts(config: dict) -> dict[str, tuple[tuple[str, ...], str]]:
 
 class LstmForwardCheck(Check):
     name = "05-lstm/lstm_forward"
-    forbidden_functions = ("autograder.lstm.lstm_layer", "autograder.lstm.lstm_cell")
+    forbidden_functions = ("rnn_by_hand.lstm.lstm_layer", "rnn_by_hand.lstm.lstm_cell")
     student_name = "lstm_forward"
     reference_name = "torch.nn.LSTM"
     forbidden = LSTM_KERNELS
@@ -463,7 +463,7 @@ STATE_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 class IfogToPytorchCheck(Check):
     name = "05-lstm/ifog_to_pytorch"
-    forbidden_functions = ("autograder.lstm.blocks", "autograder.lstm.ifog_lstm")
+    forbidden_functions = ("rnn_by_hand.lstm.blocks", "rnn_by_hand.lstm.ifog_lstm")
     student_name = "ifog_to_pytorch"
     reference_name = "the original i, f, o, g LSTM once loaded into torch.nn.LSTM"
 

@@ -147,7 +147,7 @@ def first_matching_mistake(case: Case, expected: dict, actual: dict, found) -> s
 
 class RnnStepCheck(Check):
     name = "01-recurrence/rnn_step"
-    forbidden_functions = ("autograder.recurrence.recurrence",)
+    forbidden_functions = ("rnn_by_hand.recurrence.recurrence",)
     student_name = "rnn_step"
     reference_name = "torch.nn.RNNCell"
     forbidden = RNN_KERNELS
@@ -210,7 +210,7 @@ class RnnStepCheck(Check):
 
 class RnnForwardCheck(Check):
     name = "01-recurrence/rnn_forward"
-    forbidden_functions = ("autograder.recurrence.recurrence",)
+    forbidden_functions = ("rnn_by_hand.recurrence.recurrence",)
     student_name = "rnn_forward"
     reference_name = "torch.nn.RNN"
     forbidden = RNN_KERNELS
@@ -272,7 +272,7 @@ class RnnForwardCheck(Check):
 
 class MyRnnCheck(Check):
     name = "01-recurrence/MyRNN"
-    forbidden_functions = ("autograder.recurrence.recurrence",)
+    forbidden_functions = ("rnn_by_hand.recurrence.recurrence",)
     student_name = "MyRNN"
     reference_name = "torch.nn.RNN"
     kind = "class"

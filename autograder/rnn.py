@@ -379,7 +379,7 @@ BIRNN_MISTAKES = [
 
 class BirnnForwardCheck(Check):
     name = "03-rnn/birnn_forward"
-    forbidden_functions = ("autograder.rnn.by_hand",)
+    forbidden_functions = ("rnn_by_hand.rnn.by_hand",)
     student_name = "birnn_forward"
     reference_name = "torch.nn.RNN"
     forbidden = RNN_KERNELS

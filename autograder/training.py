@@ -109,7 +109,7 @@ class ClipGradNormCheck(Check):
     # torch's public entry points (clip_grad_norm_ itself calls the other two), and the grader's own norm
     forbidden_functions = ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
                            "torch.nn.utils.get_total_norm", "torch.nn.utils.clip_grads_with_norm_",
-                           "autograder.training.total_norm")
+                           "rnn_by_hand.training.total_norm")
     forbidden_reason = "this exercise asks you to write the clipping yourself"
 
     # shapes: one parameter each; no_grad: indices whose .grad is None; ratio: max_norm
@@ -348,7 +348,7 @@ def unrolled_states(module: nn.Module, x: torch.Tensor, h_0=None):
 
 class HiddenGradNormsCheck(Check):
     name = "04-training/hidden_grad_norms"
-    forbidden_functions = ("autograder.training.unrolled_states",)
+    forbidden_functions = ("rnn_by_hand.training.unrolled_states",)
     student_name = "hidden_grad_norms"
     reference_name = "autograd through the same torch.nn module"
 

@@ -1,4 +1,4 @@
-"""Seconds per submission: plain serial `nbgrader autograde` against `python -m autograder grade`.
+"""Seconds per submission: plain serial `nbgrader autograde` against `python -m rnn_by_hand grade`.
 
     .venv/bin/python benchmarks/grade_class.py [--count 40] [--workers 2]
 
@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_grading import ASSIGNMENT, RELEASE, answered, with_cell  # noqa: E402
 
-from autograder.course import nbgrader, new_course  # noqa: E402
-from autograder.grading.batch import grade_class  # noqa: E402
+from rnn_by_hand.course import Course, nbgrader  # noqa: E402
+from rnn_by_hand.grading.batch import grade_class  # noqa: E402
 
 
 def synthetic_class(count: int) -> dict[str, dict]:
@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     students = synthetic_class(args.count)
     with tempfile.TemporaryDirectory() as tmp:
-        course = new_course(Path(tmp) / "course")
+        course = Course(Path(__file__).resolve().parents[1]).copy_to(Path(tmp) / "course")
         nbgrader("generate_assignment", ASSIGNMENT, "--force", cwd=course)
         for student, notebook in students.items():
             folder = course / "submitted" / student / ASSIGNMENT
@@ -46,7 +46,7 @@ def main() -> None:
             nbgrader("db", "student", "add", student, cwd=course)
 
         start = time.perf_counter()
-        ours = grade_class(ASSIGNMENT, course / "submitted", Path(tmp) / "graded",
+        ours = grade_class(ASSIGNMENT, course / "submitted", Path(tmp) / "graded", course=course,
                            workers=args.workers, progress=False)
         our_seconds = time.perf_counter() - start
 
@@ -57,7 +57,7 @@ def main() -> None:
     n = len(students)
     print(f"class of {n} chapter 1 submissions, {args.workers} workers for our grader")
     print(f"nbgrader autograde (serial): {their_seconds:7.1f} s  {their_seconds / n:6.2f} s/submission")
-    print(f"python -m autograder grade : {our_seconds:7.1f} s  {our_seconds / n:6.2f} s/submission")
+    print(f"rnn-by-hand grade          : {our_seconds:7.1f} s  {our_seconds / n:6.2f} s/submission")
     print(f"throughput ratio           : {their_seconds / our_seconds:7.1f}x")
     print(f"our scores: {sorted({r.score for r in ours})} (reference 8, partly right 2, blank and broken 0)")
 

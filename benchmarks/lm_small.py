@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/lm_small.py [--time-budget 360] [--eval-every 200] [--threads N]
 
-Trains `small` (rnnlm/configs.py) with a wall-clock budget of training seconds,
+Trains `small` (autograder/lm/configs.py) with a wall-clock budget of training seconds,
 evaluating the whole validation split every `--eval-every` batches (evaluation
 time is not counted as training time). Prints the training tokens/s, the
 training seconds at which validation perplexity first fell below 200, and the
@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from rnnlm import CONFIGS, Corpus, fit
-from rnnlm.train import print_now
+from rnn_by_hand.lm import CONFIGS, Corpus, fit
+from rnn_by_hand.lm.train import print_now
 
 
 def main() -> None:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from rnn_by_hand.course import Course, nbgrader  # noqa: F401 -- for the tests that import it here
+
 REPO = Path(__file__).resolve().parents[1]
+COURSE = Course(REPO)           # this checkout, as an instructor's course folder
+SOLUTIONS = COURSE.solutions
+EXERCISES = COURSE.exercises
+assignments = COURSE.assignments
+new_course = COURSE.copy_to
+generate_release = COURSE.generate_release
 
 
 def untrapped(function):
@@ -55,7 +63,7 @@ def student_namespace(path: Path, mutation: tuple[str, str, str] | None = None) 
 def rejections(path: Path, check, mutation: tuple[str, str, str]) -> list[str]:
     """The feedback `check` gives a mutant of the notebook, on the visible and on the hidden
     cases; both must reject it (a check that accepts a mutant fails the test here)."""
-    from autograder import CheckFailure
+    from rnn_by_hand import CheckFailure
     student = student_namespace(path, mutation)[check.student_name]
     messages = []
     for hidden in (False, True):

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import CHECKS, CheckFailure
-from autograder.cells import (build_lstm, check_cells_to_lstm, check_greedy_decode, check_lstm_to_cells,
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.cells import (build_lstm, check_cells_to_lstm, check_greedy_decode, check_lstm_to_cells,
                               check_stacked_lstm_forward, cells_from_lstm, decode_by_hand, run_cells, state_of)
 from conftest import REPO, rejections, student_namespace
 

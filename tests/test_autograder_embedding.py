@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder import CHECKS, CheckFailure
-from autograder.embedding import (
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.embedding import (
     check_build_vocab, check_embedding_grad, check_embedding_lookup, check_embedding_max_norm,
     check_embedding_one_hot, check_encode, counts_of, reference_encode, vocabulary)
 from conftest import REPO, rejections, student_namespace, untrapped

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import CHECKS, CheckFailure
-from autograder.gru import (check_cho_gru_step, check_count_parameters, check_gru_forward, check_gru_step,
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.gru import (check_cho_gru_step, check_count_parameters, check_gru_forward, check_gru_step,
                             cho_gru_cell, count_formula, gru_cell, gru_stack)
 from conftest import REPO, rejections, student_namespace
 

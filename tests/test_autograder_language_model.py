@@ -12,9 +12,9 @@ import re
 import pytest
 import torch
 
-import rnnlm
-from autograder import CHECKS, CheckFailure
-from autograder.language_model import (SampleNextCheck, check_batchify, check_corpus_perplexity, check_get_batch,
+from rnn_by_hand import lm as rnnlm
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.language_model import (SampleNextCheck, check_batchify, check_corpus_perplexity, check_get_batch,
                                        check_language_model, check_sample_next, target_probabilities)
 from conftest import REPO, rejections, student_namespace
 
@@ -149,17 +149,17 @@ class BorrowedModel(rnnlm.RNNModel):
 
 
 def borrowed_perplexity(model, source, bptt):
-    from rnnlm.evaluate import cross_entropy  # imported before the check, called during it
+    from rnn_by_hand.lm.evaluate import cross_entropy  # imported before the check, called during it
     return math.exp(cross_entropy(model, source, bptt))
 
 
 @pytest.mark.parametrize("check, student, called", [
-    (check_batchify, rnnlm.batchify, "rnnlm.data.batchify"),
-    (check_get_batch, lambda source, i, bptt: rnnlm.get_batch(source, i, bptt), "rnnlm.data.get_batch"),
-    (check_language_model, BorrowedModel, "rnnlm.model.RNNModel.__init__"),
-    (check_corpus_perplexity, rnnlm.perplexity, "rnnlm.evaluate.perplexity"),
-    (check_corpus_perplexity, borrowed_perplexity, "rnnlm.evaluate.cross_entropy"),
-    (check_sample_next, rnnlm.sample_next, "rnnlm.generate.sample_next")])
+    (check_batchify, rnnlm.batchify, "rnn_by_hand.lm.data.batchify"),
+    (check_get_batch, lambda source, i, bptt: rnnlm.get_batch(source, i, bptt), "rnn_by_hand.lm.data.get_batch"),
+    (check_language_model, BorrowedModel, "rnn_by_hand.lm.model.RNNModel.__init__"),
+    (check_corpus_perplexity, rnnlm.perplexity, "rnn_by_hand.lm.evaluate.perplexity"),
+    (check_corpus_perplexity, borrowed_perplexity, "rnn_by_hand.lm.evaluate.cross_entropy"),
+    (check_sample_next, rnnlm.sample_next, "rnn_by_hand.lm.generate.sample_next")])
 def test_answers_that_call_the_book_package_are_refused(check, student, called):
     """rnnlm holds every answer of the chapter; calling it is not writing it."""
     with pytest.raises(CheckFailure, match=f"is not written by hand: it calls {re.escape(called)}"):
@@ -264,7 +264,7 @@ def test_failure_names_the_window_and_the_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_get_batch(late, quiet=True)
     message = str(failure.value)
-    assert "get_batch differs from rnnlm.data.get_batch on case 1 of 3" in message
+    assert "get_batch differs from rnn_by_hand.lm.data.get_batch on case 1 of 3" in message
     assert "targets (window at i=4)[k=0] is" in message
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import CHECKS, CheckFailure
-from autograder.lstm import (GATES, blocks, check_ifog_to_pytorch, check_lstm_forward, check_lstm_step,
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.lstm import (GATES, blocks, check_ifog_to_pytorch, check_lstm_forward, check_lstm_step,
                              check_set_forget_bias, check_split_gates, ifog_lstm, lstm_layer)
 from conftest import REPO, rejections, student_namespace
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import CHECKS, CheckFailure
-from autograder.recurrence import check_my_rnn, check_rnn_forward, check_rnn_step
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.checks import check_my_rnn, check_rnn_forward, check_rnn_step
 from conftest import REPO, rejections, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "01-recurrence" / "recurrence.ipynb"

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from autograder import CHECKS, CheckFailure
-from autograder.check import ForbiddenCall
-from autograder.rnn import (NoForwardRNN, by_hand, check_birnn_forward, check_last_valid_output,
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.check import ForbiddenCall
+from rnn_by_hand.rnn import (NoForwardRNN, by_hand, check_birnn_forward, check_last_valid_output,
                             check_rnn_init_bound, check_rnn_shapes, state_of)
 from conftest import REPO, rejections, student_namespace
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import CHECKS, CheckFailure
-from autograder.training import (HelloNet, check_clip_grad_norm, check_detach_state,
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.training import (HelloNet, check_clip_grad_norm, check_detach_state,
                                  check_hidden_grad_norms, check_train_hello, decode, encode)
 from conftest import REPO, rejections, student_namespace
 
@@ -354,7 +354,7 @@ def test_detach_state_checks_identity_not_only_values(solution):
 
 def test_notebook_hellonet_is_the_one_the_check_loads(solution):
     """The check reads the student's weights through its own HelloNet: the two must agree."""
-    from autograder.training import VOCAB
+    from rnn_by_hand.training import VOCAB
     assert solution["VOCAB"] == VOCAB
     assert torch.equal(solution["encode"]("ohlol"), encode("ohlol"))
     for cell in ("rnn", "lstm", "gru"):

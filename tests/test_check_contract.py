@@ -29,10 +29,10 @@ import re
 import pytest
 import torch
 
-import autograder.grading.registry  # noqa: F401  (fills CHECKS with every chapter's checks)
-from autograder import CHECKS, CheckFailure
-from autograder.check import resolve
-from autograder.wire import encode
+import rnn_by_hand.grading.registry  # noqa: F401  (fills CHECKS with every chapter's checks)
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.check import resolve
+from rnn_by_hand.wire import encode
 from conftest import REPO, student_namespace
 
 ALL = sorted(CHECKS)

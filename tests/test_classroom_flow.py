@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from autograder.course import REPO, nbgrader, new_course
+from conftest import REPO, nbgrader, new_course
 from test_grading import ASSIGNMENT, RELEASE, answered
 
 
@@ -32,7 +32,7 @@ def test_release_fetch_submit_collect_grade_feedback(tmp_path):
         nbgrader("submit", ASSIGNMENT, *student_opts, me, cwd=home, HOME=str(home))
 
     nbgrader("collect", ASSIGNMENT, *where, cwd=course)
-    graded = subprocess.run([sys.executable, "-m", "autograder", "grade", ASSIGNMENT,
+    graded = subprocess.run([sys.executable, "-m", "rnn_by_hand", "grade", ASSIGNMENT,
                              str(course / "submitted"), "--course", str(course),
                              "--out", str(tmp_path / "graded"), "--quiet"],
                             capture_output=True, text=True, cwd=REPO)

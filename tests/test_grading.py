@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import EXERCISES, SOLUTIONS, REPO, nbgrader, new_course
-from autograder.grading.batch import grade_class
-from autograder.grading.report import write_all
-from autograder.grading.batch import Assignment
-from autograder.grading.sandbox import Limits
+from conftest import COURSE, EXERCISES, SOLUTIONS, REPO, nbgrader, new_course
+from rnn_by_hand.grading.batch import grade_class
+from rnn_by_hand.grading.report import write_all
+from rnn_by_hand.grading.batch import Assignment
+from rnn_by_hand.grading.sandbox import Limits
 
 ASSIGNMENT = "01-recurrence"
 SOURCE = json.loads((SOLUTIONS / ASSIGNMENT / "recurrence.ipynb").read_text())
@@ -156,11 +156,11 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
                                                   "torch.equal = lambda *a, **k: True"), 0.0, ""),
         "tampers-with-torch": (with_cell(answered(), "import torch\ntorch.nn.RNN.forward = lambda *a, **k: None\n"
                                                      "torch.nn.RNNCell.forward = lambda *a, **k: None"), FULL, ""),
-        "tampers-with-autograder": (with_cell(RELEASE, "import autograder.check as c, autograder.compare as m\n"
+        "tampers-with-autograder": (with_cell(RELEASE, "import rnn_by_hand.check as c, rnn_by_hand.compare as m\n"
                                                        "c.Check.compare = lambda *a, **k: []\n"
                                                        "m.compare_tensor = lambda *a, **k: []"), 0.0, ""),
         "tampers-with-references": (with_cell(answered("rnn_step"),
-                                              "import autograder.recurrence as r\n"
+                                              "import rnn_by_hand.recurrence as r\n"
                                               "r.RnnForwardCheck.run_reference = lambda self, case: {}\n"
                                               "r.MyRnnCheck.run_student = lambda self, s, case: self.run_reference(case)"),
                                     2.0, ""),
@@ -221,10 +221,10 @@ def graded(tmp_path_factory):
     gradebook_before = (course / "gradebook.db").read_bytes()
     os.environ["GRADEBOOK"] = str(course / "gradebook.db")  # the hostile cell's target
     out = tmp / "graded"
-    results = grade_class(ASSIGNMENT, submissions, out, workers=2, progress=False,
+    results = grade_class(ASSIGNMENT, submissions, out, course=course, workers=2, progress=False,
                           limits=LIMITS)
     untouched = (course / "gradebook.db").read_bytes() == gradebook_before
-    write_all(results, Assignment.load(ASSIGNMENT), out, course)
+    write_all(results, Assignment.load(ASSIGNMENT, course), out, course)
     return {r.student: r for r in results}, expected, out, course, untouched, submissions
 
 
@@ -281,16 +281,22 @@ def test_nbgrader_export_sees_the_scores(graded, tmp_path):
 def test_resume_regrades_only_what_changed(graded):
     results, expected, out, course, _, submissions = graded
     (submissions / "blank" / "recurrence.ipynb").write_text(json.dumps(answered("rnn_step")))
-    again = {r.student: r for r in grade_class(ASSIGNMENT, submissions, out, workers=2, progress=False)}
+    again = {r.student: r for r in grade_class(ASSIGNMENT, submissions, out, course=course, workers=2, progress=False)}
     assert again["blank"].score == 2.0  # changed: graded again
     for student in ("reference", "infinite-loop", "os-exit"):
         assert again[student].seconds == results[student].seconds  # unchanged: not regraded
 
 
 def test_command_line_errors_are_one_line(tmp_path):
-    for args, words in ((["grade", "99-nope", str(tmp_path)], "unknown assignment '99-nope'"),
-                        (["grade", ASSIGNMENT, str(tmp_path / "missing")], "does not exist")):
-        result = subprocess.run([sys.executable, "-m", "autograder", *args, "--out", str(tmp_path / "o")],
+    for args, words in ((["grade", "99-nope", str(tmp_path), "--out", str(tmp_path / "o")],
+                         "unknown assignment '99-nope'"),
+                        (["grade", ASSIGNMENT, str(tmp_path / "missing")], "does not exist"),
+                        (["release", "99-nope"], "no such assignment"),
+                        (["validate", "--course", str(tmp_path)], "is not a course folder"),
+                        (["grade", ASSIGNMENT, str(tmp_path), "--course", str(tmp_path / "nowhere")],
+                         "does not exist"),
+                        (["lm", "--bptt", "x"], "invalid int value")):
+        result = subprocess.run([sys.executable, "-m", "rnn_by_hand", *args],
                                 capture_output=True, text=True, cwd=REPO)
         assert result.returncode != 0 and words in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
@@ -304,6 +310,6 @@ def test_lms_zip_of_flat_files(tmp_path):
         zipped.writestr("ada_attempt_2026-11-20_recurrence.ipynb", json.dumps(answered()))
         zipped.writestr("ben_attempt_2026-11-21_recurrence.ipynb", json.dumps(answered("rnn_step")))
         zipped.writestr("../escape.ipynb", "{}")  # never extracted outside the scratch folder
-    results = grade_class(ASSIGNMENT, archive, tmp_path / "out", workers=2, progress=False)
+    results = grade_class(ASSIGNMENT, archive, tmp_path / "out", course=COURSE, workers=2, progress=False)
     assert {r.student: r.score for r in results} == {"ada": FULL, "ben": 2.0}
     assert not (tmp_path / "escape.ipynb").exists()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import EXERCISES, SOLUTIONS, assignments
-from autograder.grading.batch import Assignment, grade_class
-from autograder.grading.sandbox import Limits
+from conftest import COURSE, EXERCISES, SOLUTIONS, assignments
+from rnn_by_hand.grading.batch import Assignment, grade_class
+from rnn_by_hand.grading.sandbox import Limits
 from test_grading import (ROOT, RNN_BY_NN, answer_ids, answered, cell_index, describe, duplicated, edited, steal,
                           with_cell)
 
@@ -56,7 +56,7 @@ CALLS_THE_LIBRARY = {
                  "    lstm.load_state_dict({f'{name}_l{k}': value for k, cell in enumerate(cells)\n"
                  "                          for name, value in cell.state_dict().items()})\n"
                  "    return lstm(input, hx)", ["stacked_lstm_forward"]),
-    "08-language-model": ("batchify", "from rnnlm.data import batchify", ["batchify"]),
+    "08-language-model": ("batchify", "from rnn_by_hand.lm.data import batchify", ["batchify"]),
 }
 
 TAMPER_WITH_TORCH = """import torch, torch.testing
@@ -66,12 +66,12 @@ torch.Tensor.__eq__ = lambda *a, **k: True
 torch.Tensor.allclose = lambda *a, **k: True
 torch.isclose = lambda a, b, *r, **k: torch.ones_like(a, dtype=torch.bool)
 """
-TAMPER_WITH_AUTOGRADER = """import autograder.check as c, autograder.compare as m
+TAMPER_WITH_AUTOGRADER = """import rnn_by_hand.check as c, rnn_by_hand.compare as m
 c.Check.compare = lambda *a, **k: []
 c.CheckFailure.__init__ = lambda *a, **k: None
 m.compare_tensor = lambda *a, **k: []
 """
-TAMPER_WITH_REFERENCES = """from autograder.check import Check
+TAMPER_WITH_REFERENCES = """from rnn_by_hand.check import Check
 def every(cls):
     for sub in cls.__subclasses__():
         yield sub
@@ -171,13 +171,13 @@ def test_common_class(name, tmp_path):
     planted = SOLUTIONS / name / "owned.txt"
     try:
         # Honest cells here take well under a second of CPU each; the endless one costs its 5 s.
-        results = {r.student: r for r in grade_class(name, tmp_path / "in", tmp_path / "out", workers=2,
+        results = {r.student: r for r in grade_class(name, tmp_path / "in", tmp_path / "out", course=COURSE, workers=2,
                                                      progress=False,
                                                      limits=Limits(cell_seconds=5, total_seconds=60))}
         assert not planted.exists(), "a student wrote into the solutions folder"
     finally:
         planted.unlink(missing_ok=True)
-    maximum = Assignment.load(name).max_score
+    maximum = Assignment.load(name, COURSE).max_score
     assert maximum > 0 and set(results) == set(students)
     for student, (_, expected, words) in students.items():
         result = results[student]

@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 from nbgrader.validator import Validator
 
-from autograder.course import EXERCISES, SOLUTIONS, assignments, generate_release, nbgrader, new_course
+from conftest import EXERCISES, SOLUTIONS, assignments, generate_release, nbgrader, new_course
 
 NOTEBOOKS = sorted(p.relative_to(SOLUTIONS) for p in SOLUTIONS.glob("*/*.ipynb"))
 

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from conftest import REPO
-from rnnlm import (RNN_TYPES, Config, Corpus, Dictionary, RNNModel, batchify, cross_entropy, fit, get_batch,
+from rnn_by_hand.lm import (RNN_TYPES, Config, Corpus, Dictionary, RNNModel, batchify, cross_entropy, fit, get_batch,
                    load_checkpoint, perplexity, repackage_hidden, sample_next, save_checkpoint, unigram_perplexity,
                    uniform_perplexity)
-from rnnlm.data import PTB_TOKENS, penn_text, tokenize
+from rnn_by_hand.lm.data import PTB_TOKENS, penn_text, tokenize
 
 FIXTURE = REPO / "tests" / "fixtures" / "tiny_corpus"
 
@@ -275,7 +275,7 @@ def test_checkpoint_of_a_tied_model_keeps_the_tie(tmp_path):
 # -- command line ---------------------------------------------------------------
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "rnnlm", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "rnn_by_hand.lm", *args], capture_output=True, text=True, cwd=REPO,
                           timeout=120)
 
 

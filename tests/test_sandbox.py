@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import REPO, SOLUTIONS
-from autograder.grading.batch import grade_class
-from autograder.grading.sandbox import ENVIRONMENT, Limits
+from conftest import COURSE, REPO, SOLUTIONS
+from rnn_by_hand.grading.batch import grade_class
+from rnn_by_hand.grading.sandbox import ENVIRONMENT, Limits
 from test_grading import ASSIGNMENT, FULL, RELEASE, answered, with_cell
 
 SECRET = "hub-token-that-must-never-reach-a-student"
@@ -196,7 +196,7 @@ def batch(tmp_path_factory):
         (submissions / student / "recurrence.ipynb").write_text(json.dumps(notebook))
     os.environ["JUPYTERHUB_API_TOKEN"] = SECRET
     try:
-        results = {r.student: r for r in grade_class(ASSIGNMENT, submissions, out, workers=1,
+        results = {r.student: r for r in grade_class(ASSIGNMENT, submissions, out, course=COURSE, workers=1,
                                                      progress=False, limits=LIMITS)}
     finally:
         del os.environ["JUPYTERHUB_API_TOKEN"]
@@ -284,7 +284,7 @@ def small_class(folder: Path) -> Path:
 
 
 def grade_command(submissions: Path, out: Path, *extra: str, env=None, user=()) -> subprocess.CompletedProcess:
-    return subprocess.run([*user, sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(submissions),
+    return subprocess.run([*user, sys.executable, "-m", "rnn_by_hand", "grade", ASSIGNMENT, str(submissions),
                            "--out", str(out), "--quiet", "--workers", "1", *extra],
                           capture_output=True, text=True, cwd=REPO, env=env)
 
@@ -348,7 +348,7 @@ def test_grades_from_a_checkout_under_a_private_folder_as_root():
         script = (f"set -e; mount --bind {parent} {saved}; mount -t tmpfs -o mode=0700 tmpfs {parent}; "
                   f"mkdir {REPO}; mount --bind {saved}/{REPO.name} {REPO}; "
                   f"test \"$(stat -c %a {parent})\" = 700; "
-                  f"{sys.executable} -m autograder grade {ASSIGNMENT} {submissions} --out {out} --quiet "
+                  f"{sys.executable} -m rnn_by_hand grade {ASSIGNMENT} {submissions} --course {REPO} --out {out} --quiet "
                   "--workers 1")
         graded = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                                 capture_output=True, text=True, cwd="/")
@@ -433,7 +433,7 @@ def test_killing_the_grader_ends_its_sandboxes(tmp_path):
     (submissions / "endless").mkdir(parents=True)
     (submissions / "endless" / "recurrence.ipynb").write_text(
         json.dumps(at_end(answered(), "import time\nwhile True:\n    time.sleep(1)")))
-    grader = subprocess.Popen([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(submissions),
+    grader = subprocess.Popen([sys.executable, "-m", "rnn_by_hand", "grade", ASSIGNMENT, str(submissions),
                                "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

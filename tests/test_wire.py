@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import autograder.grading.registry  # noqa: F401  (fills CHECKS)
-from autograder import CHECKS
-from autograder.grading import protocol
-from autograder.wire import Opaque, WireError, decode, dumps, encode, loads, round_trip
+import rnn_by_hand.grading.registry  # noqa: F401  (fills CHECKS)
+from rnn_by_hand import CHECKS
+from rnn_by_hand.grading import protocol
+from rnn_by_hand.wire import Opaque, WireError, decode, dumps, encode, loads, round_trip
 from test_check_contract import answer
 
 

@@ -1,1 +1,1 @@
-"""Grading a class outside the students' processes: see batch.grade_class and `python -m autograder`."""
+"""Grading a class outside the students' processes: see batch.grade_class and `python -m rnn_by_hand`."""

@@ -16,11 +16,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder.course import EXERCISES, SOLUTIONS
-from autograder.grading import notebook as nbmod
-from autograder.grading.collect import Submission, collect
-from autograder.grading.errors import GradingError
-from autograder.grading.sandbox import Isolation, Job, Limits, Outcome, Pool, find_isolation
+from rnn_by_hand.course import Course
+from rnn_by_hand.grading import notebook as nbmod
+from rnn_by_hand.grading.collect import Submission, collect
+from rnn_by_hand.grading.errors import GradingError
+from rnn_by_hand.grading.sandbox import Isolation, Job, Limits, Outcome, Pool, find_isolation
 
 
 @dataclass
@@ -57,16 +57,21 @@ class Assignment:
     graded: list[nbmod.GradedCell]
 
     @classmethod
-    def load(cls, name: str, source_dir: Path = SOLUTIONS, release_dir: Path = EXERCISES):
-        folder = source_dir / name
+    def load(cls, name: str, course: Course | Path | str = "."):
+        """Assignment `name` of the course folder `course` (its source and its release)."""
+        course = course if isinstance(course, Course) else Course.at(course)
+        folder = course.solutions / name
         if not folder.is_dir():
-            known = ", ".join(sorted(p.name for p in source_dir.iterdir() if p.is_dir()))
-            raise GradingError(f"unknown assignment {name!r}; known: {known}")
+            raise GradingError(f"unknown assignment {name!r} in {course.solutions}; "
+                               f"known: {', '.join(course.assignments())}")
         notebooks = sorted(folder.glob("*.ipynb"))
         if len(notebooks) != 1:
             raise GradingError(f"{folder} should hold exactly one notebook, found {len(notebooks)}")
+        released = course.exercises / name / notebooks[0].name
+        if not released.exists():
+            raise GradingError(f"{released} does not exist: run `rnn-by-hand release {name}` first")
         source = nbmod.load(notebooks[0])
-        release = nbmod.load(release_dir / name / notebooks[0].name)
+        release = nbmod.load(released)
         return cls(name, notebooks[0].name, source, release, nbmod.graded_cells(source))
 
     @property
@@ -76,7 +81,7 @@ class Assignment:
 
 def make_cases(assignment: Assignment, seed: int) -> dict:
     """Visible, hidden and secret-seed cases for every check the assignment uses."""
-    from autograder import CHECKS
+    from rnn_by_hand import CHECKS
     names = {name for cell in assignment.graded for name, _ in cell.checks}
     return {name: CHECKS[name].make_cases(hidden=False) + CHECKS[name].make_cases(hidden=True)
             + CHECKS[name].make_cases(hidden=True, seed=seed) for name in sorted(names)}
@@ -84,7 +89,7 @@ def make_cases(assignment: Assignment, seed: int) -> dict:
 
 def score(assignment: Assignment, outcome: Outcome, cases: dict) -> list[CellResult]:
     """Compare the child's outputs with the references, here, and score each test cell."""
-    from autograder import CHECKS
+    from rnn_by_hand import CHECKS
     failures: dict[str, str] = {}
     for name in cases:
         message = outcome.results.get(name)
@@ -154,7 +159,8 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def grade_class(assignment_name: str, submissions: Path, out: Path, *, workers: int | None = None,
+def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: Course | Path | str = ".",
+                workers: int | None = None,
                 limits: Limits | None = None, seed: int | None = None,
                 resume: bool = True, progress: bool = True, unsandboxed: bool = False) -> list[Result]:
     """Grade every submission under `submissions` into `out`; see the module docstring.
@@ -162,10 +168,10 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, workers: 
     Raises GradingError when the batch cannot run (no sandbox, a worker that cannot
     start); a student's results are never an exception.
     """
-    from autograder.grading import registry  # noqa: F401 -- fill CHECKS
+    from rnn_by_hand.grading import registry  # noqa: F401 -- fill CHECKS
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
-    assignment = Assignment.load(assignment_name)
+    assignment = Assignment.load(assignment_name, course)
     isolation = find_isolation(unsandboxed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)

@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.grading.errors import GradingError
+from rnn_by_hand.grading.errors import GradingError
 
 MAX_UNZIPPED = 2 << 30
 FLAT_NAME = re.compile(r"^(?P<student>[A-Za-z0-9][A-Za-z0-9.\-]*?)_.*\.ipynb$")

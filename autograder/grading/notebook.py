@@ -23,7 +23,7 @@ class GradedCell:
     """A test cell of the source notebook: its points and the checks it calls."""
     grade_id: str
     points: float
-    checks: list[tuple[str, str]]  # (check name in autograder.CHECKS, student symbol)
+    checks: list[tuple[str, str]]  # (check name in rnn_by_hand.CHECKS, student symbol)
 
 
 @dataclass
@@ -157,10 +157,10 @@ def normalise_ids(cells: list[dict], repairs: list[str]) -> list[dict]:
     return result
 
 
-GUARDED = ("torch", "nn", "F", "autograder", "np", "numpy", "builtins")
+GUARDED = ("torch", "nn", "F", "rnn_by_hand", "np", "numpy", "builtins")
 # Modules and attributes that reach into the harness, the interpreter's frames, saved
 # kernels or raw descriptors: an honest answer to these exercises needs none of them.
-REACHING_MODULES = ("autograder", "ctypes", "gc", "inspect", "_ctypes", "cffi", "multiprocessing.reduction")
+REACHING_MODULES = ("rnn_by_hand", "ctypes", "gc", "inspect", "_ctypes", "cffi", "multiprocessing.reduction")
 REACHING_NAMES = ("_getframe", "f_back", "f_globals", "f_locals", "tb_frame", "gi_frame", "__code__",
                   "__globals__", "__closure__", "_VF", "_C", "_VariableFunctions", "__subclasses__",
                   "get_referrers", "get_objects", "dup2", "fdopen", "/proc/")
@@ -219,7 +219,7 @@ def restore(release_cell: dict, student_cell: dict, repairs: list[str]) -> dict:
 
 def graded_cells(source: dict) -> list[GradedCell]:
     """Each test cell of the source notebook, with the autograder checks its code calls."""
-    from autograder import CHECKS  # noqa: F401 -- registry filled by importing the modules
+    from rnn_by_hand import CHECKS  # noqa: F401 -- registry filled by importing the modules
     result = []
     for cell in source["cells"]:
         if not is_test(cell):
@@ -227,7 +227,7 @@ def graded_cells(source: dict) -> list[GradedCell]:
         tree = ast.parse(source_text(cell))
         imported = {alias.asname or alias.name: (node.module, alias.name)
                     for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                    and (node.module or "").startswith("autograder") for alias in node.names}
+                    and (node.module or "").startswith("rnn_by_hand") for alias in node.names}
         checks = []
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \

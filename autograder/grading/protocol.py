@@ -8,7 +8,7 @@ Each frame is a kind byte, a 4-byte length and a payload. Everything that comes
 from the sandbox is treated as hostile: the reader refuses frames over
 `MAX_FRAME` bytes, a submission may send at most `max_messages` messages and
 `MAX_JOB_BYTES` in all, and each payload is parsed into one of the typed messages
-below or rejected with a reason. Payloads are `autograder.wire` trees read with
+below or rejected with a reason. Payloads are `rnn_by_hand.wire` trees read with
 `torch.load(weights_only=True)`, or small JSON objects: nothing that can run code.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 
-from autograder import wire
+from rnn_by_hand import wire
 
 HEADER = struct.Struct("<cI")
 MAX_FRAME = 64 << 20        # one message

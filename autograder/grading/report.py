@@ -8,7 +8,8 @@ import shutil
 import warnings
 from pathlib import Path
 
-from autograder.grading.batch import Assignment, Result, safe_name
+from rnn_by_hand.grading.batch import Assignment, Result, safe_name
+from rnn_by_hand.grading.errors import GradingError
 
 
 def write_csv(results: list[Result], path: Path, assignment: Assignment) -> None:
@@ -88,7 +89,7 @@ def write_gradebook(results: list[Result], assignment: Assignment, course: Path)
         try:
             gradebook.find_assignment(assignment.name)
         except MissingEntry:
-            raise SystemExit(f"{assignment.name} is not in {course}/gradebook.db: run "
+            raise GradingError(f"{assignment.name} is not in {course}/gradebook.db: run "
                              f"`nbgrader generate_assignment {assignment.name}` there first") from None
         for result in results:
             try:
@@ -110,7 +111,7 @@ def write_autograded(result: Result, assignment: Assignment, course: Path) -> No
     """The repaired notebook with each test cell showing the grade's reason, where nbgrader
     looks for it (autograded/<student>/<assignment>/), so generate_feedback and the
     formgrader work as after `nbgrader autograde`."""
-    from autograder.grading.notebook import is_test, meta, prepare
+    from rnn_by_hand.grading.notebook import is_test, meta, prepare
     data = Path(result.path).read_bytes() if result.path and Path(result.path).is_file() else b""
     prepared = prepare(data, assignment.release)
     cells = prepared.cells if not prepared.problem else [dict(c) for c in assignment.release["cells"]]

@@ -3,7 +3,7 @@
     grader (this process: cases, references, comparison, scores, every file it writes)
        │ stdin: setup, jobs          ^ stdout: framed messages, validated here
        v                             │
-    bwrap ── worker (autograder.grading.worker) ── one submission at a time,
+    bwrap ── worker (rnn_by_hand.grading.worker) ── one submission at a time,
              each in namespaces of its own inside this sandbox
 
 Why bubblewrap: it is the sandbox Flatpak runs every desktop application in, it
@@ -31,9 +31,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder.grading import protocol
-from autograder.grading.errors import GradingError
-from autograder.wire import dumps
+from rnn_by_hand.grading import protocol
+from rnn_by_hand.grading.errors import GradingError
+from rnn_by_hand.wire import dumps
 
 START_SECONDS = 180  # a worker imports torch, matplotlib and IPython: seconds on a busy machine
 UNSANDBOXED_FLAG = "--unsandboxed-trusting-every-student"
@@ -101,7 +101,7 @@ class Isolation:
 
 def python_paths() -> list[str]:
     """The folders the sandbox needs to run this Python with the grader's packages."""
-    import autograder
+    import rnn_by_hand
     paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
              os.path.dirname(os.path.realpath(sys.executable))}
     prefixes = tuple(os.path.realpath(p) for p in paths)
@@ -109,13 +109,8 @@ def python_paths() -> list[str]:
         real = os.path.realpath(entry) if entry else ""
         if real and os.path.exists(real) and (real.startswith(prefixes) or real.endswith("-packages")):
             paths.add(real)
-    # An editable install maps the packages to the checkout: bind them, never the checkout.
-    paths.add(os.path.dirname(os.path.realpath(autograder.__file__)))
-    try:
-        import rnnlm
-        paths.add(os.path.dirname(os.path.realpath(rnnlm.__file__)))
-    except ImportError:
-        pass
+    # An editable install maps the package to the checkout's autograder/: bind that, never the checkout.
+    paths.add(os.path.dirname(os.path.realpath(rnn_by_hand.__file__)))
     kept = []
     for path in sorted(paths, key=len):
         if not path.startswith("/usr/") and not any(path == k or path.startswith(k + "/") for k in kept):
@@ -186,14 +181,9 @@ def find_isolation(unsandboxed: bool = False) -> Isolation:
 
 # -- the workers ------------------------------------------------------------------
 
-BOOT = ("import sys; sys.path[:0] = {paths!r}\n"
-        "from autograder.grading.worker import main\nmain()")
-
-
-def extra_sys_path() -> list[str]:
-    """Where the worker finds our packages when the sandbox's Python would not by itself."""
-    import autograder
-    return [os.path.dirname(os.path.dirname(os.path.realpath(autograder.__file__)))]
+# -I: no user site, no PYTHON* variables; the package is found as the grader's Python finds
+# it (site-packages, or an editable install's finder there), inside the read-only binds.
+BOOT = "from rnn_by_hand.grading.worker import main\nmain()"
 
 
 class Worker:
@@ -201,7 +191,7 @@ class Worker:
 
     def __init__(self, isolation: Isolation, setup: bytes, log_dir: Path):
         self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=log_dir, delete=False)
-        command = isolation.command([sys.executable, "-I", "-B", "-c", BOOT.format(paths=extra_sys_path())])
+        command = isolation.command([sys.executable, "-I", "-B", "-c", BOOT])
         # bwrap clears the environment itself; without it, at least none of the grader's variables
         environment = None if isolation.prefix else dict(ENVIRONMENT, HOME=tempfile.gettempdir())
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

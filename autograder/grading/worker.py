@@ -17,7 +17,7 @@
 
 The worker never unpickles anything a submission sends: it cuts C's pipe into
 frames, enforces the size and count caps, and relays each frame to the grader,
-which validates it (autograder.grading.protocol). When B ends, the kernel ends
+which validates it (rnn_by_hand.grading.protocol). When B ends, the kernel ends
 every process left in its PID namespace, and its tmpfs goes with it; the worker
 is not dumpable, so nothing in a submission's namespace can read its memory.
 """
@@ -34,7 +34,7 @@ import struct
 import sys
 import time
 
-from autograder.grading import protocol
+from rnn_by_hand.grading import protocol
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
@@ -85,7 +85,7 @@ def trusted_load(payload: bytes):
 def prepare_runtime() -> object:
     """Import what every submission needs while the worker may still read it, once."""
     import torch
-    import autograder.grading.registry  # noqa: F401 -- every chapter's checks
+    import rnn_by_hand.grading.registry  # noqa: F401 -- every chapter's checks
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401 -- students plot
@@ -481,7 +481,7 @@ class Timer:
 
 
 def error_line(label: str, error: BaseException) -> str:
-    from autograder.check import first_line
+    from rnn_by_hand.check import first_line
     return f"{label}: {type(error).__name__}: {first_line(error)}"
 
 
@@ -501,9 +501,9 @@ def run_cells(shell, code: list[tuple[str, str]], cell_seconds: float) -> list[s
 
 
 def run_checks(namespace: dict, checks: list[tuple[str, str]], cases: dict, seconds: float, send) -> None:
-    from autograder import CHECKS, CheckFailure
-    from autograder.check import student_error
-    from autograder.wire import encode
+    from rnn_by_hand import CHECKS, CheckFailure
+    from rnn_by_hand.check import student_error
+    from rnn_by_hand.wire import encode
     for name, symbol in checks:
         check_ = CHECKS[name]
         student = namespace.get(symbol)

