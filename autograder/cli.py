@@ -4,6 +4,7 @@
     rnn-by-hand validate [ASSIGNMENT ...]         the course is ready: releases current,
                                                   solutions full marks, blank releases zero
     rnn-by-hand grade ASSIGNMENT SUBMISSIONS      grade a whole class in sandboxes
+    rnn-by-hand gradescope ASSIGNMENT             a Gradescope autograder zip
     rnn-by-hand lm [OPTIONS]                      train and sample chapter 8's language model
 
 Each course command works on the course folder given by --course (default: the current
@@ -59,9 +60,18 @@ def parser() -> Parser:
     grade.add_argument("--seed", type=int, help="seed of the secret cases (default: random, kept for resume)")
     grade.add_argument("--no-resume", action="store_true", help="grade everything again")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
+    grade.add_argument("--no-gradebook", action="store_true",
+                       help="leave nbgrader's gradebook and autograded/ alone (a trial run)")
     grade.add_argument(UNSANDBOXED_FLAG, dest="unsandboxed", action="store_true",
                        help="where no sandbox can start, run student code with the grader's own rights "
                             "(it can then read the solutions and change any grade)")
+
+    gradescope = course_command("gradescope", "write a Gradescope autograder zip for one assignment")
+    gradescope.add_argument("assignment", help="assignment name, e.g. 01-recurrence")
+    gradescope.add_argument("--out", type=Path, help="the zip to write (default: ASSIGNMENT-gradescope.zip)")
+    gradescope.add_argument("--wheel", type=Path, help="a wheel of rnn-by-hand to install there instead of PyPI's")
+    gradescope.add_argument(UNSANDBOXED_FLAG, dest="unsandboxed", action="store_true",
+                            help="where Gradescope's container cannot start bubblewrap, grade without it")
 
     commands.add_parser("lm", help="the language model of chapter 8 (rnn-by-hand lm --help)", add_help=False)
     return top
@@ -76,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from rnn_by_hand.course import Course
         course = Course.at(args.course)
-        return {"release": release, "validate": validate, "grade": grade}[args.command](args, course)
+        return {"release": release, "validate": validate, "grade": grade,
+                "gradescope": gradescope}[args.command](args, course)
     except GradingError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -125,6 +136,16 @@ def validate(args, course) -> int:
     return 1 if problems else 0
 
 
+def gradescope(args, course) -> int:
+    from rnn_by_hand.grading.gradescope import write_bundle
+    if args.wheel and not args.wheel.is_file():
+        raise GradingError(f"{args.wheel} does not exist")
+    path = write_bundle(course, args.assignment, args.out or Path(f"{args.assignment}-gradescope.zip"),
+                        args.wheel, args.unsandboxed)
+    print(f"wrote {path}: upload it in Gradescope's Configure Autograder (base image Ubuntu 24.04)")
+    return 0
+
+
 def grade(args, course) -> int:
     from rnn_by_hand.grading.batch import Assignment, grade_class
     from rnn_by_hand.grading.report import write_all
@@ -137,14 +158,13 @@ def grade(args, course) -> int:
     results = grade_class(args.assignment, args.submissions, out, course=course, workers=args.workers,
                           limits=limits, seed=args.seed, resume=not args.no_resume,
                           progress=not args.quiet, unsandboxed=args.unsandboxed)
-    gradebook = course.root if (course.root / "gradebook.db").exists() else None
-    write_all(results, Assignment.load(args.assignment, course), out, gradebook)
+    write_all(results, Assignment.load(args.assignment, course), out, None if args.no_gradebook else course)
     for r in results:
         lost = "; ".join(f"{c.grade_id}: {c.reason.splitlines()[0]}" for c in r.cells if c.reason)
         print(f"{r.student:20s} {r.score:g}/{r.max_score:g}  {lost}"[:200])
-    print(f"wrote {out}/grades.csv, {out}/feedback/, {out}/summary.png"
-          + (f" and {gradebook}/gradebook.db" if gradebook else
-             f" (no gradebook.db in {course.root}: nbgrader's gradebook was not updated)"))
+    print(f"wrote {out}/grades.csv, canvas.csv, feedback/ and summary.png"
+          + ("" if args.no_gradebook else f", and the scores into nbgrader's gradebook "
+             f"({course.gradebook_url()}) with autograded/ notebooks"))
     if results:
         print(f"isolation: {results[0].isolation[0] if results[0].isolation else 'none'}")
     failed = [r.student for r in results if not r.final and any("grader error" in c.reason for c in r.cells)]

@@ -102,6 +102,34 @@ class Course:
                         stale.append(f"exercises/{name}/{file}")
             return stale
 
+    def nbgrader_config(self):
+        """The course's nbgrader_config.py, as nbgrader reads it."""
+        from traitlets.config.loader import PyFileConfigLoader
+        return PyFileConfigLoader(CONFIG, path=str(self.root)).load_config()
+
+    def gradebook_url(self) -> str:
+        """The course's gradebook: its configured db_url (e.g. PostgreSQL for several graders),
+        else nbgrader's default, gradebook.db in the course folder."""
+        configured = self.nbgrader_config().CourseDirectory
+        url = configured["db_url"] if "db_url" in configured else ""
+        if not url:
+            return f"sqlite:///{self.root / 'gradebook.db'}"
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            return f"sqlite:///{self.root / url[len('sqlite:///'):]}"  # relative to the course
+        return url
+
+    def course_id(self) -> str:
+        configured = self.nbgrader_config().CourseDirectory
+        return configured["course_id"] if "course_id" in configured else ""
+
+    def record_in_gradebook(self, name: str) -> None:
+        """Record assignment `name` (its notebooks and cells) in the gradebook, as
+        `nbgrader generate_assignment` does, without touching the course's exercises/."""
+        with tempfile.TemporaryDirectory() as tmp:
+            course = self.copy_to(Path(tmp) / "course")
+            nbgrader("generate_assignment", name, "--force", f"--CourseDirectory.db_url={self.gradebook_url()}",
+                     cwd=course)
+
     def release(self, names: list[str] | None = None) -> list[str]:
         """Regenerate exercises/ for the named assignments, with each setup cell naming this checker."""
         from .setup_cell import stamp_course

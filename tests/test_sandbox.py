@@ -285,7 +285,7 @@ def small_class(folder: Path) -> Path:
 
 def grade_command(submissions: Path, out: Path, *extra: str, env=None, user=()) -> subprocess.CompletedProcess:
     return subprocess.run([*user, sys.executable, "-m", "rnn_by_hand", "grade", ASSIGNMENT, str(submissions),
-                           "--out", str(out), "--quiet", "--workers", "1", *extra],
+                           "--out", str(out), "--quiet", "--workers", "1", "--no-gradebook", *extra],
                           capture_output=True, text=True, cwd=REPO, env=env)
 
 
@@ -348,7 +348,7 @@ def test_grades_from_a_checkout_under_a_private_folder_as_root():
         script = (f"set -e; mount --bind {parent} {saved}; mount -t tmpfs -o mode=0700 tmpfs {parent}; "
                   f"mkdir {REPO}; mount --bind {saved}/{REPO.name} {REPO}; "
                   f"test \"$(stat -c %a {parent})\" = 700; "
-                  f"{sys.executable} -m rnn_by_hand grade {ASSIGNMENT} {submissions} --course {REPO} --out {out} --quiet "
+                  f"{sys.executable} -m rnn_by_hand grade {ASSIGNMENT} {submissions} --course {REPO} --out {out} --quiet --no-gradebook "
                   "--workers 1")
         graded = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                                 capture_output=True, text=True, cwd="/")
@@ -434,7 +434,7 @@ def test_killing_the_grader_ends_its_sandboxes(tmp_path):
     (submissions / "endless" / "recurrence.ipynb").write_text(
         json.dumps(at_end(answered(), "import time\nwhile True:\n    time.sleep(1)")))
     grader = subprocess.Popen([sys.executable, "-m", "rnn_by_hand", "grade", ASSIGNMENT, str(submissions),
-                               "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"],
+                               "--out", str(tmp_path / "out"), "--quiet", "--workers", "1", "--no-gradebook"],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline, below = time.monotonic() + 120, {}

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from rnn_by_hand.course import Course
 from rnn_by_hand.grading import notebook as nbmod
-from rnn_by_hand.grading.collect import Submission, collect
+from rnn_by_hand.grading.collect import Submission, collect, file_name
 from rnn_by_hand.grading.errors import GradingError
 from rnn_by_hand.grading.sandbox import Isolation, Job, Limits, Outcome, Pool, find_isolation
 
@@ -45,6 +46,9 @@ class Result:
     seconds: float = 0.0
     digest: str = ""
     path: str = ""  # the submitted notebook
+    name: str = ""  # the student's display name, where the LMS gives one
+    late: bool = False  # marked late by the LMS
+    submitted_at: str = ""  # ISO 8601 UTC, where known (nbgrader's collect, Blackboard)
     final: bool = True  # False: the grader failed, or the results broke the channel; graded again on resume
 
 
@@ -176,8 +180,12 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     run_file = out / "run.json"
-    if resume and run_file.exists():
-        seed = json.loads(run_file.read_text())["seed"]  # same secret cases on resume
+    last_run = json.loads(run_file.read_text()) if resume and run_file.exists() else {}
+    if last_run.get("assignment") == assignment.name and seed in (None, last_run.get("seed")):
+        seed = last_run["seed"]  # resuming this batch: the same secret cases
+    elif last_run:  # another assignment's or another seed's results: a new batch
+        shutil.rmtree(out / "results", ignore_errors=True)
+        (out / "results").mkdir()
     seed = secrets.randbelow(2**31) if seed is None else seed
     run_file.write_text(json.dumps({"assignment": assignment.name, "seed": seed,
                                     "isolation": isolation.description}))
@@ -210,6 +218,22 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
             finally:
                 pool.close()
     return sorted(results, key=lambda r: r.student)
+
+
+def grade_one(notebook: Path, assignment_name: str, *, course: Course | Path | str = ".",
+              limits: Limits | None = None, seed: int | None = None, unsandboxed: bool = False) -> Result:
+    """Grade one submitted notebook exactly as grade_class grades each of a class: for
+    platforms that call a grader once per submission (Gradescope, a web service)."""
+    assignment = Assignment.load(assignment_name, course)
+    with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
+        folder = Path(tmp) / "in" / "submission"
+        folder.mkdir(parents=True)
+        if Path(notebook).is_file():
+            shutil.copy(notebook, folder / assignment.notebook)
+        result, = grade_class(assignment.name, folder.parent, Path(tmp) / "out", course=course, workers=1,
+                              limits=limits, seed=seed, resume=False, progress=False, unsandboxed=unsandboxed)
+    result.path = str(notebook)
+    return result
 
 
 def finish(result: Result, outcome: Outcome, assignment: Assignment, cases: dict) -> Result:
@@ -248,7 +272,8 @@ def prepare_job(assignment: Assignment, submission: Submission,
     result = Result(submission.student, assignment.name, 0.0, assignment.max_score,
                     [CellResult(c.grade_id, c.points, 0.0, "") for c in assignment.graded],
                     digest=digest(submission.path), path=str(submission.path or ""),
-                    isolation=[isolation.description])
+                    isolation=[isolation.description], name=submission.name, late=submission.late,
+                    submitted_at=submission.submitted_at)
     if submission.note:
         result.notes.append(submission.note)
     if submission.path is None:
@@ -275,5 +300,4 @@ def zero(result: Result, reason: str) -> Result:
     return result
 
 
-def safe_name(student: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in student) or "student"
+safe_name = file_name  # the one mapping from a student id to a file name (collect.file_name)

@@ -4,26 +4,28 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
 
+from rnn_by_hand.course import Course, environment
 from rnn_by_hand.grading.batch import Assignment, Result, safe_name
-from rnn_by_hand.grading.errors import GradingError
+from rnn_by_hand.grading.collect import safe_as_folder
 
 
 def write_csv(results: list[Result], path: Path, assignment: Assignment) -> None:
     ids = [cell.grade_id for cell in assignment.graded]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", "assignment", "score", "max_score", *ids, "reasons", "repairs",
-                         "suspected_tampering"])
+        writer.writerow(["student_id", "name", "assignment", "score", "max_score", *ids, "reasons", "repairs",
+                         "suspected_tampering", "submitted_at", "late"])
         for r in results:
             by_id = {c.grade_id: c for c in r.cells}
-            reasons = "; ".join(f"{c.grade_id}: {c.reason.splitlines()[0]}" for c in r.cells if c.reason)
-            writer.writerow([r.student, r.assignment, f"{r.score:g}", f"{r.max_score:g}",
+            reasons = "; ".join(f"{c.grade_id}: {one_line(c.reason)}" for c in r.cells if c.reason)
+            writer.writerow([r.student, r.name, r.assignment, f"{r.score:g}", f"{r.max_score:g}",
                              *(f"{by_id[i].score:g}" for i in ids), reasons, "; ".join(r.repairs),
-                             "; ".join(suspected(r))])
+                             "; ".join(suspected(r)), r.submitted_at, "late" if r.late else ""])
 
 
 def suspected(result: Result) -> list[str]:
@@ -78,55 +80,91 @@ def write_summary_figure(results: list[Result], assignment: Assignment, path: Pa
     plt.close(fig)
 
 
-def write_gradebook(results: list[Result], assignment: Assignment, course: Path) -> None:
-    """Record scores in the course's nbgrader gradebook, so export and formgrader see them."""
+def one_line(reason: str) -> str:
+    """A reason in full on one line (a CSV cell, an LMS comment): its lines joined."""
+    return " / ".join(line.strip() for line in reason.splitlines() if line.strip())
+
+
+def write_gradebook(results: list[Result], assignment: Assignment, course: Course) -> None:
+    """Leave nbgrader's gradebook as `nbgrader autograde` would for the same submissions.
+
+    nbgrader's own code records the grades: its SaveAutoGrades reads each test cell's
+    output in the autograded notebook (autograded cells never wait for manual grading;
+    a manual grade already given is kept and flagged for review, as after a regrade
+    there), and its AssignLatePenalties applies the course's late-submission plugin to
+    the timestamp collect recorded. Results that are not final (the grader failed) are
+    left out, to be written when they are graded again.
+    """
     from nbgrader.api import Gradebook, MissingEntry
-    url = f"sqlite:///{(course / 'gradebook.db').resolve()}"
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+    import nbformat
+    os.environ["PATH"] = environment()["PATH"]  # nbgrader's Gradebook runs `alembic` by name
+    config, url, course_id = course.nbgrader_config(), course.gradebook_url(), course.course_id()
     notebook_id = Path(assignment.notebook).stem
-    with Gradebook(url) as gradebook, warnings.catch_warnings():
-        # nbgrader's add_submission triggers SQLAlchemy autoflush notices; the rows are right.
-        warnings.simplefilter("ignore")
+    with Gradebook(url, course_id) as gradebook:
         try:
-            gradebook.find_assignment(assignment.name)
-        except MissingEntry:
-            raise GradingError(f"{assignment.name} is not in {course}/gradebook.db: run "
-                             f"`nbgrader generate_assignment {assignment.name}` there first") from None
-        for result in results:
+            gradebook.find_notebook(notebook_id, assignment.name)
+        except MissingEntry:  # not generated there yet (perhaps only added, with its due date)
+            course.record_in_gradebook(assignment.name)
+    recorders = [SaveAutoGrades(config=config), AssignLatePenalties(config=config)]
+    for result in results:
+        if not result.final:
+            continue
+        with Gradebook(url, course_id) as gradebook, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SQLAlchemy autoflush notices from add_submission
             try:
                 gradebook.find_student(result.student)
             except MissingEntry:
-                gradebook.add_student(result.student)
-            try:
-                gradebook.find_submission(assignment.name, result.student)
-            except MissingEntry:
-                gradebook.add_submission(assignment.name, result.student)
-            for cell in result.cells:
-                grade = gradebook.find_grade(cell.grade_id, notebook_id, assignment.name, result.student)
-                grade.auto_score = cell.score
-            gradebook.db.commit()
-            write_autograded(result, assignment, course)
+                gradebook.add_student(result.student, **dict(zip(("last_name", "first_name"),
+                                                                  display_name(result.name))))
+            stamp = {"timestamp": result.submitted_at} if result.submitted_at else {}
+            gradebook.update_or_create_submission(assignment.name, result.student, **stamp)
+        notebook = autograded_notebook(result, assignment)
+        resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment.name,
+                                  "student": result.student, "db_url": url}}
+        for recorder in recorders:
+            recorder.preprocess(nbformat.reads(json.dumps(notebook), as_version=4), resources)
+        write_autograded(result, assignment, course, notebook)
 
 
-def write_autograded(result: Result, assignment: Assignment, course: Path) -> None:
-    """The repaired notebook with each test cell showing the grade's reason, where nbgrader
-    looks for it (autograded/<student>/<assignment>/), so generate_feedback and the
-    formgrader work as after `nbgrader autograde`."""
+def display_name(name: str) -> list[str]:
+    """(last, first) for nbgrader's student table from an LMS's display name, where it has one."""
+    if not name:
+        return []
+    if " " in name.strip():
+        first, _, last = name.strip().rpartition(" ")
+        return [last, first]
+    return [name]
+
+
+def autograded_notebook(result: Result, assignment: Assignment) -> dict:
+    """The repaired notebook with each test cell showing the grade's reason. Test cells are
+    the release's, so the hidden tests never reach nbgrader's feedback."""
     from rnn_by_hand.grading.notebook import is_test, meta, prepare
     data = Path(result.path).read_bytes() if result.path and Path(result.path).is_file() else b""
     prepared = prepare(data, assignment.release)
     cells = prepared.cells if not prepared.problem else [dict(c) for c in assignment.release["cells"]]
     by_id = {c.grade_id: c for c in result.cells}
-    source_tests = {meta(c)["grade_id"]: c for c in assignment.source["cells"] if is_test(c)}
+    released = {meta(c)["grade_id"]: c for c in assignment.release["cells"] if is_test(c)}
     notebook = dict(assignment.release, cells=[])
     for cell in cells:
         grade_id = meta(cell).get("grade_id")
         if grade_id in by_id and is_test(cell):
-            cell = dict(source_tests.get(grade_id, cell), outputs=[test_output(by_id[grade_id])],
+            cell = dict(released.get(grade_id, cell), outputs=[test_output(by_id[grade_id])],
                         execution_count=None)
         elif cell.get("cell_type") == "code":
             cell = dict(cell, outputs=[], execution_count=None)
         notebook["cells"].append(cell)
-    target = course / "autograded" / result.student / assignment.name / assignment.notebook
+    return notebook
+
+
+def write_autograded(result: Result, assignment: Assignment, course: Course, notebook: dict) -> None:
+    """The autograded notebook where nbgrader looks for it (autograded/<student>/<assignment>/),
+    so generate_feedback and the formgrader work as after `nbgrader autograde`. nbgrader names
+    that folder by the student id itself, so an id that is not a safe folder name gets none."""
+    if not safe_as_folder(result.student):
+        return
+    target = course.root / "autograded" / result.student / assignment.name / assignment.notebook
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(notebook, indent=1))
     for name in ("timestamp.txt", "submission_secret.txt"):  # nbgrader's submitted/ tree:
@@ -135,7 +173,27 @@ def write_autograded(result: Result, assignment: Assignment, course: Path) -> No
             shutil.copy(kept, target.parent / name)
 
 
+def write_canvas_csv(results: list[Result], path: Path, assignment: Assignment) -> None:
+    """A file Canvas's gradebook imports (Grades > Import): its own columns, a Points Possible
+    row, and one column for the assignment. Canvas matches a row by its user ID (what a
+    Canvas download names the files by) or by SIS Login ID (any other student id here).
+    A submission the grader failed on has an empty score, so Canvas keeps what it had."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", assignment.name])
+        writer.writerow(["    Points Possible", "", "", "", "", f"{assignment.max_score:g}"])
+        for r in results:
+            canvas_id = r.student if r.student.isdigit() else ""
+            writer.writerow([r.name or r.student, canvas_id, "", "" if canvas_id else r.student, "",
+                             f"{r.score:g}" if r.final else ""])
+
+
 def test_output(cell) -> dict:
+    """What the test cell shows, in the form nbgrader's determine_grade reads: nothing wrong
+    (full points), a number (partial credit) or an error (none)."""
+    if 0 < cell.score < cell.points:
+        return {"output_type": "execute_result", "execution_count": None, "metadata": {},
+                "data": {"text/plain": f"{cell.score:g}"}}
     if cell.score == cell.points:
         return {"output_type": "stream", "name": "stdout",
                 "text": f"Passed: every case matched ({cell.points:g} points).\n"}
@@ -143,8 +201,11 @@ def test_output(cell) -> dict:
             "traceback": cell.reason.splitlines()}
 
 
-def write_all(results: list[Result], assignment: Assignment, out: Path, course: Path | None) -> None:
+def write_all(results: list[Result], assignment: Assignment, out: Path, course: Course | Path | None) -> None:
+    """Everything a batch writes: into `out`, and into the course's gradebook when given one."""
+    course = Course.at(course) if isinstance(course, (str, Path)) else course
     write_csv(results, out / "grades.csv", assignment)
+    write_canvas_csv(results, out / "canvas.csv", assignment)
     write_feedback(results, out / "feedback")
     write_summary_figure(results, assignment, out / "summary.png")
     if course:
