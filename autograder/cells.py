@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from .check import Case, Check, CheckFailure, call_student, describe_config, seeded, unpack_pair
-from .compare import compare_tensor, shape_str, type_name
-from .recurrence import DTYPE, WEIGHTS, case_seed, first_matching_mistake
+from .compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from .common import DTYPE, WEIGHTS, case_seed
 
 # Only the fused multi-step kernel is trapped: the exercises step nn.LSTMCell (lstm_cell) by hand.
 FUSED_LSTM = ("lstm",)

@@ -104,7 +104,7 @@ def forbid(names: tuple[str, ...], reason: str):
     not a defence against code written to evade it (torch._C._VariableFunctions
     is immutable), which is what out-of-process grading with hidden cases is for.
     """
-    import torch._VF as VF  # noqa: N812 -- torch's own spelling
+    import torch._VF as VF  # torch's own spelling
     owners = [VF, torch]
     saved = []
 
@@ -164,7 +164,7 @@ def _trap_code(function: Callable):
               + "        raise ForbiddenCall(_TRAP_MESSAGES[id(frames._getframe().f_code)][1])\n"
               + "    return trapped\n")
     namespace: dict[str, Any] = {}
-    exec(compile(source, "<forbidden>", "exec"), namespace)  # noqa: S102 -- our own fixed text
+    exec(compile(source, "<forbidden>", "exec"), namespace)  # our own fixed text, never student code
     code = namespace["factory"]().__code__
     assert code.co_freevars == free, (code.co_freevars, free)
     return code.replace(co_name=function.__name__, co_qualname=function.__qualname__)
@@ -299,3 +299,25 @@ class Check:
             print(f"OK: {self.student_name} matches {self.reference_name} on {len(cases)} "
                   f"cases (float64, rtol={self.rtol:g}, atol={self.atol:g}).")
         # Returns None on purpose: nbgrader reads a test cell's displayed value as partial credit.
+
+
+class OwnMessages:
+    """Mixin for checks whose verdict is not a float64 comparison: their own words."""
+
+    ok_text = ""      # printed after "OK: <student_name> "
+    failure_text = ""  # "<student_name> <failure_text> on case i of n (...)"
+
+    def __call__(self, student, *, hidden=False, seed=None, quiet=False) -> None:
+        __tracebackhide__ = True  # noqa: F841 -- IPython and pytest hide this frame
+        super().__call__(student, hidden=hidden, seed=seed, quiet=True)
+        if not quiet:
+            count = len(self.make_cases(hidden=hidden, seed=seed))
+            print(f"OK: {self.student_name} {self.ok_text} on {count} cases.")
+
+    def failure_message(self, case, index, total, problems, hint):
+        lines = [f"{self.student_name} {self.failure_text} on case {index} of {total} "
+                 f"({case.label}):"]
+        lines += [f"  - {p}" for p in problems]
+        if hint:
+            lines.append(f"Hint: {hint}")
+        return "\n".join(lines)

@@ -6,9 +6,14 @@ first time step and index that differs, and the largest error.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .wire import Opaque
+
+if TYPE_CHECKING:
+    from .check import Case
 
 # float64 on both sides: the reference and a correct answer agree to ~1e-15;
 # these tolerances leave room for a different order of operations, and none for a
@@ -118,3 +123,17 @@ def matches(expected: torch.Tensor, actual, rtol: float = RTOL, atol: float = AT
     if not actual.dtype.is_floating_point:
         return False
     return torch.allclose(actual.detach().double(), expected.double(), rtol=rtol, atol=atol)
+
+
+def first_matching_mistake(case: Case, expected: dict, actual: dict, found) -> str:
+    """The first mistake whose outputs all equal the student's, and that is a mistake here.
+
+    Outputs a mistake leaves right may be among them: it is named when every output
+    matches the student's and at least one differs from the expected one.
+    """
+    for text, outputs in found:
+        relevant = [k for k in outputs if k in actual]
+        if relevant and all(matches(outputs[k], actual[k]) for k in relevant) \
+                and any(not matches(expected[k], outputs[k]) for k in relevant):
+            return text
+    return ""

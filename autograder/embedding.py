@@ -24,8 +24,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .check import Case, Check, CheckFailure, call_student, describe_config, seeded, unpack_pair
-from .compare import compare_tensor, shape_str, type_name
-from .recurrence import case_seed, first_matching_mistake
+from .compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from .common import case_seed
 
 DTYPE = torch.float64
 UNK, EOS = "<unk>", "<eos>"

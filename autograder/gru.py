@@ -24,9 +24,8 @@ import torch
 from torch import nn
 
 from .check import Case, Check, CheckFailure, call_student, describe_config, seeded, unpack_pair
-from .compare import compare_tensor, type_name
-from .recurrence import (DTYPE, WEIGHTS, case_seed, compare_outputs, first_matching_mistake,
-                         load_weights, make_sequence)
+from .compare import compare_tensor, first_matching_mistake, type_name
+from .common import DTYPE, WEIGHTS, case_seed, compare_outputs, load_weights, make_sequence
 
 GATES = "rzn"  # PyTorch's order of the three stacked blocks, top to bottom
 GATE_NAMES = {"r": "reset gate", "z": "update gate", "n": "new gate (the candidate)"}

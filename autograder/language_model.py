@@ -25,10 +25,9 @@ from rnn_by_hand.lm.evaluate import perplexity
 from rnn_by_hand.lm.generate import sample_next
 from rnn_by_hand.lm.model import RNNModel
 
-from .check import Case, Check, CheckFailure, call_student, describe_config, seeded, unpack_pair
-from .compare import compare_tensor, shape_str, type_name
-from .recurrence import DTYPE, case_seed, first_matching_mistake
-from .training import OwnMessages
+from .check import Case, Check, CheckFailure, OwnMessages, call_student, describe_config, seeded, unpack_pair
+from .compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from .common import DTYPE, case_seed
 
 
 # The answers exist in the book's package, so while student code runs rnnlm's own
@@ -166,7 +165,8 @@ class GetBatchCheck(OwnMessages, Check):
                 return (f"at i={i} only {seq_len} rows have a next word: seq_len = min(bptt, rows - 1 - i). "
                         "Your last window takes bptt rows, so its last input row has no target")
             if same_ids(x.reshape(-1), got_y):
-                return "your targets are the inputs: the target of each word is the next one, source[i + 1 : i + 1 + seq_len]"
+                return ("your targets are the inputs: the target of each word is the next one, "
+                        "source[i + 1 : i + 1 + seq_len]")
             if same_ids(following, got_y):
                 return ("your targets are (seq_len, batch): flatten them to (seq_len * batch,) with "
                         ".reshape(-1), the order of logits.view(-1, ntoken) in the loss")
@@ -460,17 +460,17 @@ class CorpusPerplexityCheck(Check):
         if type(value) not in (int, float):
             return ""
         losses, counts = window_losses(self.model(case), case.tensors["source"], case.config["bptt"])
-        weighted = sum(l * n for l, n in zip(losses, counts)) / sum(counts)
+        weighted = sum(loss * n for loss, n in zip(losses, counts)) / sum(counts)
         fresh, _ = window_losses(self.model(case), case.tensors["source"], case.config["bptt"], carry=False)
         found = [("your value is the mean cross-entropy itself: perplexity is its exp", weighted),
                  ("your value is the mean of the windows' perplexities: perplexity is exp of the mean "
-                  "cross-entropy per token over the whole split", sum(math.exp(l) for l in losses) / len(losses)),
+                  "cross-entropy per token over the whole split", sum(math.exp(loss) for loss in losses) / len(losses)),
                  ("your value gives every window the same weight: the last window is shorter, so weight each "
                   "window's mean loss by its number of target tokens (or sum the per-token losses and divide "
                   "by the number of tokens)", math.exp(sum(losses) / len(losses))),
                  ("your value matches starting every window from a zero hidden state: carry the hidden state "
                   "from one window to the next, as in training",
-                  math.exp(sum(l * n for l, n in zip(fresh, counts)) / sum(counts))),
+                  math.exp(sum(loss * n for loss, n in zip(fresh, counts)) / sum(counts))),
                  ("your value is 2 ** (cross-entropy in nats): F.cross_entropy works in nats, so its perplexity "
                   "is exp of it (2 ** goes with entropy in bits)", 2 ** weighted),
                  ("your value is exp of the cross-entropy in bits: F.cross_entropy works in nats, so "

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from .check import Case, Check, CheckFailure, call_student, describe_config, seeded, unpack_pair
-from .compare import compare_tensor, matches, shape_str, type_name
-from .recurrence import DTYPE, WEIGHTS, case_seed, cell_weights, first_matching_mistake, load_weights
+from .compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
+from .common import DTYPE, WEIGHTS, case_seed, cell_weights, load_weights
 
 GATES = "ifgo"  # PyTorch's order of the four stacked blocks, top to bottom
 GATE_NAMES = {"i": "input gate", "f": "forget gate", "g": "cell candidate", "o": "output gate"}

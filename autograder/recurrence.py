@@ -15,84 +15,11 @@ import torch
 from torch import nn
 
 from .check import Case, Check, CheckFailure, call_student, describe_config, seeded, unpack_pair
-from .compare import compare_tensor, matches, type_name
-
-DTYPE = torch.float64
-WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-# The fused kernels behind nn.RNN and nn.RNNCell: the exercises write them by hand.
-RNN_KERNELS = ("rnn_tanh", "rnn_relu", "rnn_tanh_cell", "rnn_relu_cell")
-
-
-def case_seed(base: int, index: int, seed: int | None) -> int:
-    """Visible and hidden cases use different seeds; a grader may add its own secret one."""
-    return base + index if seed is None else hash((seed, base, index)) % (2**31)
-
-
-def cell_weights(module: nn.Module, suffix: str = "") -> dict[str, torch.Tensor | None]:
-    """weight_ih, weight_hh, bias_ih, bias_hh of one layer (None where bias=False)."""
-    return {w: getattr(module, w + suffix, None) for w in WEIGHTS}
-
-
-def load_weights(module: nn.Module, tensors: dict, suffix: str = "") -> nn.Module:
-    """Copy the case's weights into a freshly built reference module."""
-    with torch.no_grad():
-        for w in WEIGHTS:
-            if tensors.get(w) is not None:
-                getattr(module, w + suffix).copy_(tensors[w])
-    return module
-
-
-def layouts(config: dict) -> dict[str, tuple[tuple[str, ...], str]]:
-    """Dimension names and a readable layout for output and h_n in this configuration."""
-    if not config.get("batched", True):
-        return {"output": (("t", "h"), "(L, H) for unbatched input"),
-                "h_n": (("layer", "h"), "(num_layers, H) for unbatched input")}
-    if config.get("batch_first"):
-        return {"output": (("n", "t", "h"), "(N, L, H) because batch_first=True"),
-                "h_n": (("layer", "n", "h"), "(num_layers, N, H) whatever batch_first says")}
-    return {"output": (("t", "n", "h"), "(L, N, H)"),
-            "h_n": (("layer", "n", "h"), "(num_layers, N, H)")}
-
-
-def make_sequence(config: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Random input (and h_0 when the case gives one) in the case's layout."""
-    L, H_in, H = config["L"], config["input_size"], config["hidden_size"]
-    N, layers = config.get("N", 1), config.get("num_layers", 1)
-    if not config.get("batched", True):
-        x, h_0 = torch.randn(L, H_in, dtype=DTYPE), torch.randn(layers, H, dtype=DTYPE)
-    elif config.get("batch_first"):
-        x, h_0 = torch.randn(N, L, H_in, dtype=DTYPE), torch.randn(layers, N, H, dtype=DTYPE)
-    else:
-        x, h_0 = torch.randn(L, N, H_in, dtype=DTYPE), torch.randn(layers, N, H, dtype=DTYPE)
-    return x, (h_0 if config.get("h_0", True) else None)
-
-
-def compare_outputs(case: Case, expected: dict, actual: dict, names=("output", "h_n"),
-                    **tolerance) -> list[str]:
-    dims = layouts(case.config)
-    problems = []
-    for name in names:
-        problems += compare_tensor(name, expected[name], actual[name], dims=dims[name][0],
-                                   layout=dims[name][1], **tolerance)
-    return problems
-
+from .common import (DTYPE, RNN_KERNELS, WEIGHTS, case_seed, cell_weights, compare_outputs,
+                     load_weights, make_sequence, recurrence)
+from .compare import compare_tensor, first_matching_mistake, type_name
 
 # -- classic mistakes, computed by our own code, only to name them in a hint --------
-
-def recurrence(x, h, w, nonlinearity, use_bias_ih=True, use_bias_hh=True):
-    """Time-major single-layer recurrence: x (L, N, H_in), h (N, H) -> all states (L, N, H)."""
-    act = torch.tanh if nonlinearity == "tanh" else torch.relu
-    states = []
-    for x_t in x:
-        pre = x_t @ w["weight_ih"].T + h @ w["weight_hh"].T
-        if use_bias_ih and w.get("bias_ih") is not None:
-            pre = pre + w["bias_ih"]
-        if use_bias_hh and w.get("bias_hh") is not None:
-            pre = pre + w["bias_hh"]
-        h = act(pre)
-        states.append(h)
-    return torch.stack(states)
-
 
 def mistakes(config: dict, x, h_0, w) -> list[tuple[str, dict]]:
     """(description, outputs) for each classic mistake, in the case's layout."""
@@ -129,25 +56,11 @@ def mistakes(config: dict, x, h_0, w) -> list[tuple[str, dict]]:
     return found
 
 
-def first_matching_mistake(case: Case, expected: dict, actual: dict, found) -> str:
-    """The first mistake whose outputs all equal the student's, and that is a mistake here.
-
-    Outputs a mistake leaves right may be among them: it is named when every output
-    matches the student's and at least one differs from the expected one.
-    """
-    for text, outputs in found:
-        relevant = [k for k in outputs if k in actual]
-        if relevant and all(matches(outputs[k], actual[k]) for k in relevant) \
-                and any(not matches(expected[k], outputs[k]) for k in relevant):
-            return text
-    return ""
-
-
 # -- rnn_step ----------------------------------------------------------------------
 
 class RnnStepCheck(Check):
     name = "01-recurrence/rnn_step"
-    forbidden_functions = ("rnn_by_hand.recurrence.recurrence",)
+    forbidden_functions = ("rnn_by_hand.common.recurrence",)
     student_name = "rnn_step"
     reference_name = "torch.nn.RNNCell"
     forbidden = RNN_KERNELS
@@ -210,7 +123,7 @@ class RnnStepCheck(Check):
 
 class RnnForwardCheck(Check):
     name = "01-recurrence/rnn_forward"
-    forbidden_functions = ("rnn_by_hand.recurrence.recurrence",)
+    forbidden_functions = ("rnn_by_hand.common.recurrence",)
     student_name = "rnn_forward"
     reference_name = "torch.nn.RNN"
     forbidden = RNN_KERNELS
@@ -272,7 +185,7 @@ class RnnForwardCheck(Check):
 
 class MyRnnCheck(Check):
     name = "01-recurrence/MyRNN"
-    forbidden_functions = ("rnn_by_hand.recurrence.recurrence",)
+    forbidden_functions = ("rnn_by_hand.common.recurrence",)
     student_name = "MyRNN"
     reference_name = "torch.nn.RNN"
     kind = "class"

@@ -22,9 +22,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 
 from .check import (Case, Check, CheckFailure, ForbiddenCall, call_student, describe_config,
                     seeded, unpack_pair)
-from .compare import compare_tensor, shape_str, type_name
-from .recurrence import (DTYPE, RNN_KERNELS, WEIGHTS, case_seed, first_matching_mistake, layouts,
-                         make_sequence, recurrence)
+from .compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from .common import DTYPE, RNN_KERNELS, WEIGHTS, case_seed, layouts, make_sequence, recurrence
 
 # nn.RNN's constructor arguments, in its own order.
 RNN_ARGS = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",

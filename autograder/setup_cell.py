@@ -19,11 +19,13 @@ METADATA = {"nbgrader": {"grade": False, "grade_id": GRADE_ID, "locked": True, "
 
 def source(version: str = __version__) -> str:
     """The cell's code for a notebook released with checker `version`."""
-    return (f"# Run this cell first: it loads the checker of these exercises, the pip package {DISTRIBUTION}.\n"
+    return ("# Run this cell first: it loads the checker of these exercises, "
+            f"the pip package {DISTRIBUTION}.\n"
             "try:\n"
             "    import rnn_by_hand\n"
             "except ModuleNotFoundError:\n"
-            f"    raise ModuleNotFoundError('the checker is missing: run  %pip install \"{DISTRIBUTION}~={version}\"  '\n"
+            "    raise ModuleNotFoundError('the checker is missing: run  "
+            f"%pip install \"{DISTRIBUTION}~={version}\"  '\n"
             "                              'in a new cell, then run this cell again') from None\n"
             f'rnn_by_hand.require("{version}")')
 

@@ -21,10 +21,10 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils import _pytree as pytree
 
-from .check import (Case, Check, CheckFailure, call_student, describe_config, seeded,
+from .check import (Case, Check, CheckFailure, OwnMessages, call_student, describe_config, seeded,
                     unpack_pair)
 from .compare import compare_tensor, matches, shape_str, type_name
-from .recurrence import DTYPE, case_seed
+from .common import DTYPE, case_seed
 
 EPS = 1e-6  # what clip_grad_norm_ adds to the total norm before dividing
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -33,28 +33,6 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 def untouched_rng():
     """Build reference modules without consuming the student's random numbers."""
     return torch.random.fork_rng(devices=[])
-
-
-class OwnMessages:
-    """Mixin for checks whose verdict is not a float64 comparison: their own words."""
-
-    ok_text = ""      # printed after "OK: <student_name> "
-    failure_text = ""  # "<student_name> <failure_text> on case i of n (...)"
-
-    def __call__(self, student, *, hidden=False, seed=None, quiet=False) -> None:
-        __tracebackhide__ = True  # noqa: F841 -- IPython and pytest hide this frame
-        super().__call__(student, hidden=hidden, seed=seed, quiet=True)
-        if not quiet:
-            count = len(self.make_cases(hidden=hidden, seed=seed))
-            print(f"OK: {self.student_name} {self.ok_text} on {count} cases.")
-
-    def failure_message(self, case, index, total, problems, hint):
-        lines = [f"{self.student_name} {self.failure_text} on case {index} of {total} "
-                 f"({case.label}):"]
-        lines += [f"  - {p}" for p in problems]
-        if hint:
-            lines.append(f"Hint: {hint}")
-        return "\n".join(lines)
 
 
 # -- the toy task: "hello" -> "ohlol" --------------------------------------------

@@ -140,7 +140,7 @@ def collect(root: Path, assignment: str, notebook: str, scratch: Path) -> list[S
     for path in sorted(root.glob("*.ipynb")):
         found = from_flat_file(path)
         flat.setdefault(found.student, []).append(found)
-    for student, found in flat.items():  # several files of one student: the expected notebook
+    for found in flat.values():  # several files of one student: the expected notebook
         path, note = pick([s.path for s in found], notebook) if len(found) > 1 else (found[0].path, "")
         chosen = next(s for s in found if s.path == path)
         chosen.note = note

@@ -15,7 +15,6 @@ a score of 0: the grader's failure is never the student's score.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys

@@ -276,7 +276,7 @@ class Pool:
                 try:
                     frames = worker.read()
                 except protocol.ProtocolError as error:
-                    raise GradingError(f"the sandbox's worker broke the protocol at start-up ({error})")
+                    raise GradingError(f"the sandbox's worker broke the protocol at start-up ({error})") from None
                 if frames is None:
                     raise GradingError("the sandbox's worker ended at start-up: " + worker.failure())
                 for kind, payload in frames:

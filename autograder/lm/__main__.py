@@ -62,7 +62,8 @@ def dry_run(config: Config, corpus: Corpus) -> None:
         loss = logits.view(-1, logits.size(-1)).log_softmax(-1).gather(1, targets[:, None]).mean().neg()
         if split == "train":
             loss.backward()
-        print(f"dry run | {split:5s} | inputs {tuple(inputs.shape)} | logits {tuple(logits.shape)} | loss {loss.item():.3f}")
+        print(f"dry run | {split:5s} | inputs {tuple(inputs.shape)} | logits {tuple(logits.shape)} "
+              f"| loss {loss.item():.3f}")
 
 
 def main(argv=None, prog: str = "python -m rnn_by_hand.lm") -> int:
