@@ -281,10 +281,14 @@ def test_nbgrader_export_sees_the_scores(graded, tmp_path):
 def test_resume_regrades_only_what_changed(graded):
     results, expected, out, course, _, submissions = graded
     (submissions / "blank" / "recurrence.ipynb").write_text(json.dumps(answered("rnn_step")))
+    unchanged = ("reference", "infinite-loop", "os-exit")
+    written = {s: (out / "results" / f"{s}.json").stat().st_mtime_ns for s in (*unchanged, "blank")}
     again = {r.student: r for r in grade_class(ASSIGNMENT, submissions, out, course=course, workers=2, progress=False)}
     assert again["blank"].score == 2.0  # changed: graded again
-    for student in ("reference", "infinite-loop", "os-exit"):
-        assert again[student].seconds == results[student].seconds  # unchanged: not regraded
+    assert (out / "results" / "blank.json").stat().st_mtime_ns != written["blank"]
+    for student in unchanged:  # not regraded: their saved results were read, never written again
+        assert (out / "results" / f"{student}.json").stat().st_mtime_ns == written[student], student
+        assert again[student] == results[student]
 
 
 def test_command_line_errors_are_one_line(tmp_path):
@@ -312,4 +316,6 @@ def test_lms_zip_of_flat_files(tmp_path):
         zipped.writestr("../escape.ipynb", "{}")  # never extracted outside the scratch folder
     results = grade_class(ASSIGNMENT, archive, tmp_path / "out", course=COURSE, workers=2, progress=False)
     assert {r.student: r.score for r in results} == {"ada": FULL, "ben": 2.0}
-    assert not (tmp_path / "escape.ipynb").exists()
+    from rnn_by_hand.grading.collect import unzip  # where the grader's scratch folder would put it
+    unzip(archive, tmp_path / "scratch" / "unzipped")
+    assert not (tmp_path / "scratch" / "escape.ipynb").exists() and not list(tmp_path.rglob("escape.ipynb"))
