@@ -283,7 +283,7 @@ class Check:
 
     def __call__(self, student, *, hidden: bool = False, seed: int | None = None,
                  quiet: bool = False) -> None:
-        __tracebackhide__ = True  # noqa: F841 -- IPython and pytest hide this frame
+        __tracebackhide__ = True  # IPython and pytest hide this frame
         self.validate_student(student)
         cases = self.make_cases(hidden=hidden, seed=seed)
         for index, case in enumerate(cases, start=1):
@@ -308,7 +308,7 @@ class OwnMessages:
     failure_text = ""  # "<student_name> <failure_text> on case i of n (...)"
 
     def __call__(self, student, *, hidden=False, seed=None, quiet=False) -> None:
-        __tracebackhide__ = True  # noqa: F841 -- IPython and pytest hide this frame
+        __tracebackhide__ = True  # IPython and pytest hide this frame
         super().__call__(student, hidden=hidden, seed=seed, quiet=True)
         if not quiet:
             count = len(self.make_cases(hidden=hidden, seed=seed))

@@ -150,7 +150,7 @@ class ExactCheck(Check):
     """A check whose outputs are words and indices, compared exactly rather than in float64."""
 
     def __call__(self, student, *, hidden=False, seed=None, quiet=False) -> None:
-        __tracebackhide__ = True  # noqa: F841 -- IPython and pytest hide this frame
+        __tracebackhide__ = True  # IPython and pytest hide this frame
         super().__call__(student, hidden=hidden, seed=seed, quiet=True)
         if not quiet:
             cases = len(self.make_cases(hidden=hidden, seed=seed))

@@ -552,7 +552,7 @@ class CountParametersCheck(Check):
         return []
 
     def __call__(self, student, *, hidden=False, seed=None, quiet=False):
-        __tracebackhide__ = True  # noqa: F841 -- IPython and pytest hide this frame
+        __tracebackhide__ = True  # IPython and pytest hide this frame
         super().__call__(student, hidden=hidden, seed=seed, quiet=True)
         if not quiet:  # the base class's message speaks of float64 tolerances
             print(f"OK: {self.student_name} matches sum(p.numel()) of real nn.RNN, nn.GRU and nn.LSTM "

@@ -193,7 +193,7 @@ class RnnShapesCheck(Check):
         return ""
 
     def __call__(self, student, *, hidden=False, seed=None, quiet=False):
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # IPython and pytest hide this frame
         super().__call__(student, hidden=hidden, seed=seed, quiet=True)
         if not quiet:
             count = len(self.make_cases(hidden=hidden, seed=seed))
@@ -287,7 +287,7 @@ class RnnInitBoundCheck(Check):
         return ""
 
     def __call__(self, student, *, hidden=False, seed=None, quiet=False):
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True  # IPython and pytest hide this frame
         super().__call__(student, hidden=hidden, seed=seed, quiet=True)
         if not quiet:
             count = len(self.make_cases(hidden=hidden, seed=seed))

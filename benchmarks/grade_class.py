@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_grading import ASSIGNMENT, RELEASE, answered, with_cell  # noqa: E402
+from test_grading import ASSIGNMENT, RELEASE, answered, with_cell
 
-from rnn_by_hand.course import Course, nbgrader  # noqa: E402
-from rnn_by_hand.grading.batch import grade_class  # noqa: E402
+from rnn_by_hand.course import Course, nbgrader
+from rnn_by_hand.grading.batch import grade_class
 
 
 def synthetic_class(count: int) -> dict[str, dict]:

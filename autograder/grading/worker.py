@@ -88,8 +88,8 @@ def prepare_runtime() -> object:
     import rnn_by_hand.grading.registry  # noqa: F401 -- every chapter's checks
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401 -- students plot
-    import torch._dynamo  # noqa: F401 -- the first optimizer step imports it (about 2 s)
+    import matplotlib.pyplot  # students plot
+    import torch._dynamo  # the first optimizer step imports it (about 2 s)
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
     torch.set_num_threads(1)
