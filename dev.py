@@ -67,16 +67,23 @@ def venv_environment() -> dict[str, str]:
 
 
 def ensure_system_packages() -> None:
-    """Debian's chromium (the browser smoke test) and bubblewrap (the class grader's sandbox),
-    installed where apt-get is ours."""
-    missing = [package for package, command in (("chromium", "chromium"), ("bubblewrap", "bwrap"))
-               if not shutil.which(command)]
+    """Debian's chromium (the browser smoke test), bubblewrap (the class grader's sandbox) and
+    postgresql (a shared gradebook, started by its test), installed where apt-get is ours."""
+    missing = [package for package, command in (("chromium", "chromium"), ("bubblewrap", "bwrap"),
+                                                ("postgresql", "pg_ctl"))
+               if not shutil.which(command) and not (package == "postgresql" and postgres_bin())]
     if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run("apt-get", "update", "-qq", env=env, stdout=subprocess.DEVNULL)
     run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing,
         env=env, stdout=subprocess.DEVNULL)
+
+
+def postgres_bin() -> Path | None:
+    """Debian keeps PostgreSQL's server programs in /usr/lib/postgresql/<version>/bin."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
 
 
 def pages_with_errors(build: Path) -> list[str]:
