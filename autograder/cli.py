@@ -80,6 +80,8 @@ def parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["lm"]:  # its own options, its own parser
+        # Before torch loads: spinning OpenMP threads collapse training on a shared machine.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from rnn_by_hand.lm.__main__ import main as lm_main
         return lm_main(argv[1:], prog=f"{PROG} lm")
     args = parser().parse_args(argv)
