@@ -272,10 +272,17 @@ class Check:
             raise CheckFailure(f"the check for {self.student_name} expects {expected} "
                                f"(pass {self.student_name} itself), got {type_name(student)}")
 
+    def mismatch_text(self) -> str:
+        """What a failing case says the answer did, after its name."""
+        return f"does not match {self.reference_name}"
+
+    def ok_message(self, count: int) -> str:
+        return (f"OK: {self.student_name} matches {self.reference_name} on {count} "
+                f"cases (float64, rtol={self.rtol:g}, atol={self.atol:g}).")
+
     def failure_message(self, case: Case, index: int, total: int, problems: list[str],
                         hint: str) -> str:
-        lines = [f"{self.student_name} does not match {self.reference_name} on case "
-                 f"{index} of {total} ({case.label}):"]
+        lines = [f"{self.student_name} {self.mismatch_text()} on case {index} of {total} ({case.label}):"]
         lines += [f"  - {p}" for p in problems]
         if hint:
             lines.append(f"Hint: {hint}")
@@ -296,8 +303,7 @@ class Check:
                                                self.hint(case, actual))
                 raise CheckFailure(message)
         if not quiet:
-            print(f"OK: {self.student_name} matches {self.reference_name} on {len(cases)} "
-                  f"cases (float64, rtol={self.rtol:g}, atol={self.atol:g}).")
+            print(self.ok_message(len(cases)))
         # Returns None on purpose: nbgrader reads a test cell's displayed value as partial credit.
 
 
@@ -307,17 +313,8 @@ class OwnMessages:
     ok_text = ""      # printed after "OK: <student_name> "
     failure_text = ""  # "<student_name> <failure_text> on case i of n (...)"
 
-    def __call__(self, student, *, hidden=False, seed=None, quiet=False) -> None:
-        __tracebackhide__ = True  # IPython and pytest hide this frame
-        super().__call__(student, hidden=hidden, seed=seed, quiet=True)
-        if not quiet:
-            count = len(self.make_cases(hidden=hidden, seed=seed))
-            print(f"OK: {self.student_name} {self.ok_text} on {count} cases.")
+    def mismatch_text(self) -> str:
+        return self.failure_text
 
-    def failure_message(self, case, index, total, problems, hint):
-        lines = [f"{self.student_name} {self.failure_text} on case {index} of {total} "
-                 f"({case.label}):"]
-        lines += [f"  - {p}" for p in problems]
-        if hint:
-            lines.append(f"Hint: {hint}")
-        return "\n".join(lines)
+    def ok_message(self, count: int) -> str:
+        return f"OK: {self.student_name} {self.ok_text} on {count} cases."

@@ -1,12 +1,12 @@
 """Checks for chapter 8, a word-level language model.
 
-    batchify(data, batch_size)                    vs rnnlm.data.batchify
-    get_batch(source, i, bptt)                    vs rnnlm.data.get_batch
-    LanguageModel (forward, init_hidden)          vs rnnlm.model.RNNModel (nn.Embedding, nn.LSTM/GRU/RNN, nn.Linear)
-    corpus_perplexity(model, source, bptt)        vs rnnlm.evaluate.perplexity
-    sample_next(logits, temperature, top_k, gen)  vs rnnlm.generate.sample_next and softmax(logits / T)
+    batchify(data, batch_size)                    vs rnn_by_hand.lm.data.batchify
+    get_batch(source, i, bptt)                    vs rnn_by_hand.lm.data.get_batch
+    LanguageModel (forward, init_hidden)          vs rnn_by_hand.lm.model.RNNModel (Embedding, LSTM/GRU/RNN, Linear)
+    corpus_perplexity(model, source, bptt)        vs rnn_by_hand.lm.evaluate.perplexity
+    sample_next(logits, temperature, top_k, gen)  vs rnn_by_hand.lm.generate.sample_next and softmax(logits / T)
 
-The references are the book's own package `rnnlm`, built on torch.nn, and run at
+The references are the course's own language model, `rnn_by_hand.lm`, built on torch.nn, and run at
 check time on fresh seeded data. Sampling is checked by value where it is
 deterministic (temperature 0) and statistically otherwise, with a bound that a
 correct sampler exceeds with negligible probability and every classic mistake
@@ -30,9 +30,9 @@ from .compare import compare_tensor, first_matching_mistake, shape_str, type_nam
 from .common import DTYPE, case_seed
 
 
-# The answers exist in the book's package, so while student code runs rnnlm's own
+# The answers exist in the book's package, so while student code runs rnn_by_hand.lm's own
 # versions raise ForbiddenCall (see check.forbid_functions): an answer must be written.
-RNNLM_REASON = "this exercise asks you to write it yourself; rnnlm is what it is checked against"
+RNNLM_REASON = "this exercise asks you to write it yourself; rnn_by_hand.lm is what it is checked against"
 
 
 def random_ids(*shape: int, ntoken: int = 1000) -> torch.Tensor:
@@ -53,7 +53,7 @@ class BatchifyCheck(OwnMessages, Check):
     reference_name = "rnn_by_hand.lm.data.batchify"
     forbidden_functions = ("rnn_by_hand.lm.data.batchify",)
     forbidden_reason = RNNLM_REASON
-    ok_text = "equals rnnlm.data.batchify exactly"
+    ok_text = "equals rnn_by_hand.lm.data.batchify exactly"
     failure_text = "differs from rnn_by_hand.lm.data.batchify"
 
     VISIBLE = [dict(T=23, batch_size=4), dict(T=30, batch_size=3), dict(T=17, batch_size=5)]
@@ -105,7 +105,7 @@ class GetBatchCheck(OwnMessages, Check):
     reference_name = "rnn_by_hand.lm.data.get_batch"
     forbidden_functions = ("rnn_by_hand.lm.data.get_batch",)
     forbidden_reason = RNNLM_REASON
-    ok_text = "equals rnnlm.data.get_batch exactly at every window"
+    ok_text = "equals rnn_by_hand.lm.data.get_batch exactly at every window"
     failure_text = "differs from rnn_by_hand.lm.data.get_batch"
 
     VISIBLE = [dict(rows=11, batch=3, bptt=4), dict(rows=9, batch=2, bptt=3), dict(rows=7, batch=4, bptt=2)]
@@ -187,7 +187,7 @@ def model_args(config: dict) -> dict:
 
 
 def reference_model(config: dict, state: dict | None = None) -> RNNModel:
-    """rnnlm's model in float64, with the case's weights when `state` is given."""
+    """rnn_by_hand.lm's model in float64, with the case's weights when `state` is given."""
     model = RNNModel(**model_args(config)).to(DTYPE)
     if state is not None:
         model.load_state_dict(state)
@@ -408,7 +408,7 @@ class CorpusPerplexityCheck(Check):
         for i, config in enumerate(self.HIDDEN if hidden else self.VISIBLE):
             with seeded(case_seed(9830 if hidden else 1830, i, seed)):
                 model = reference_model(config)
-                # Larger embeddings than rnnlm's initialisation, so that the model is far from
+                # Larger embeddings than rnn_by_hand.lm's initialisation, so that the model is far from
                 # uniform and windows differ: averaging mistakes then change the result a lot.
                 with torch.no_grad():
                     model.encoder.weight.normal_()
@@ -500,7 +500,7 @@ class SampleNextCheck(OwnMessages, Check):
     forbidden_reason = RNNLM_REASON
     ok_text = ("returns the argmax near temperature 0, and otherwise draws reproducibly from "
                "softmax(logits / temperature) over the top_k (within 4 standard errors)")
-    failure_text = "does not sample as rnnlm.generate.sample_next"
+    failure_text = "does not sample as rnn_by_hand.lm.generate.sample_next"
 
     VISIBLE = [dict(V=7, rows=3, draws=20000, temperature=1.0, top_k=None),
                dict(V=8, rows=2, draws=20000, temperature=0.7, top_k=3),
