@@ -1,17 +1,17 @@
-"""What the chapters' checks share: the float64 dtype, PyTorch's weight names, case seeds,
+"""What the chapters' checks share about RNNs: the float64 dtype, PyTorch's weight names,
 copying a layer's weights, nn.RNN's layouts, random sequences, and the Elman recurrence
 written by hand (our reference for hints, never shown to students as an answer).
 
 No chapter's module imports another's; they all import from here and from the
-framework (check.py, compare.py).
+framework (rnn_by_hand.checking), which knows nothing of RNNs.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .check import Case
-from .compare import compare_tensor
+from .checking.cases import Case
+from .checking.compare import compare_tensor
 
 DTYPE = torch.float64
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -19,14 +19,17 @@ WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 RNN_KERNELS = ("rnn_tanh", "rnn_relu", "rnn_tanh_cell", "rnn_relu_cell")
 
 
-def case_seed(base: int, index: int, seed: int | None) -> int:
-    """Visible and hidden cases use different seeds; a grader may add its own secret one."""
-    return base + index if seed is None else hash((seed, base, index)) % (2**31)
-
-
 def cell_weights(module: nn.Module, suffix: str = "") -> dict[str, torch.Tensor | None]:
     """weight_ih, weight_hh, bias_ih, bias_hh of one layer (None where bias=False)."""
     return {w: getattr(module, w + suffix, None) for w in WEIGHTS}
+
+
+def layer_tensors(module: nn.Module, suffix: str = "") -> dict[str, torch.Tensor]:
+    """Detached copies of one layer's weights under the cell's names (weight_ih, ...): those
+    that exist, and an LSTM's weight_hr when it has a projection. suffix "_l0" is layer 0."""
+    names = WEIGHTS + ("weight_hr",)
+    return {w: getattr(module, w + suffix).detach().clone() for w in names
+            if getattr(module, w + suffix, None) is not None}
 
 
 def load_weights(module: nn.Module, tensors: dict, suffix: str = "") -> nn.Module:

@@ -43,7 +43,7 @@ class WireError(ValueError):
 
 
 def _type_words(value) -> str:
-    from .compare import type_name
+    from .checking.compare import type_name
     return type_name(value)
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_grading import ASSIGNMENT, RELEASE, answered, with_cell
+from submissions import ASSIGNMENT, RELEASE, answered, with_cell
 
 from rnn_by_hand.course import Course, nbgrader
 from rnn_by_hand.grading.batch import grade_class

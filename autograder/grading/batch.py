@@ -172,7 +172,8 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
     Raises GradingError when the batch cannot run (no sandbox, a worker that cannot
     start); a student's results are never an exception.
     """
-    from rnn_by_hand.grading import registry  # noqa: F401 -- fill CHECKS
+    from rnn_by_hand.checking.registry import discover
+    discover()  # every chapter's checks, before any work starts
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
     assignment = Assignment.load(assignment_name, course)

@@ -219,7 +219,6 @@ def restore(release_cell: dict, student_cell: dict, repairs: list[str]) -> dict:
 
 def graded_cells(source: dict) -> list[GradedCell]:
     """Each test cell of the source notebook, with the autograder checks its code calls."""
-    from rnn_by_hand import CHECKS  # noqa: F401 -- registry filled by importing the modules
     result = []
     for cell in source["cells"]:
         if not is_test(cell):

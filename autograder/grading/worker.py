@@ -85,7 +85,8 @@ def trusted_load(payload: bytes):
 def prepare_runtime() -> object:
     """Import what every submission needs while the worker may still read it, once."""
     import torch
-    import rnn_by_hand.grading.registry  # noqa: F401 -- every chapter's checks
+    from rnn_by_hand.checking.registry import discover
+    discover()  # every chapter's checks
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot  # students plot
@@ -481,7 +482,7 @@ class Timer:
 
 
 def error_line(label: str, error: BaseException) -> str:
-    from rnn_by_hand.check import first_line
+    from rnn_by_hand.checking.student import first_line
     return f"{label}: {type(error).__name__}: {first_line(error)}"
 
 
@@ -502,7 +503,7 @@ def run_cells(shell, code: list[tuple[str, str]], cell_seconds: float) -> list[s
 
 def run_checks(namespace: dict, checks: list[tuple[str, str]], cases: dict, seconds: float, send) -> None:
     from rnn_by_hand import CHECKS, CheckFailure
-    from rnn_by_hand.check import student_error
+    from rnn_by_hand.checking.student import student_error
     from rnn_by_hand.wire import encode
     for name, symbol in checks:
         check_ = CHECKS[name]

@@ -1,0 +1,364 @@
+"""Chapter 2's text checks: building a vocabulary and encoding sentences, compared exactly.
+
+    build_vocab(sentences, min_freq)   vs the reference builder below (spec in its docstring)
+    encode(sentence, stoi)             vs the reference encoder below, as a LongTensor
+
+The cases are random corpora drawn from a seed, with Zipf-like word counts so that
+there are ties and rare words.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+from ...checking import Case, Check, CheckFailure, call_student, describe_config, unpack_pair
+from ...checking.compare import shape_str, type_name
+from ...common import DTYPE
+
+UNK, EOS = "<unk>", "<eos>"
+SPECIALS = (UNK, EOS)
+
+
+# -- vocabulary: the specification, written once ------------------------------------
+
+def vocabulary(sentences: list[str], min_freq: int = 1, *, count: str = "total",
+               keep: str = "at_least", order: str = "count_then_word",
+               specials: str = "front") -> list[str]:
+    """itos by the rule of the exercise; the keyword arguments give classic mistakes.
+
+    The rule: split each sentence on whitespace (str.split()); count every
+    occurrence of every word in all sentences together; keep the words that occur
+    at least min_freq times; put "<unk>" at index 0 and "<eos>" at 1; then the kept
+    words by decreasing count, equal counts in Python's string order (sorted()).
+    A word of the text that is itself "<unk>" or "<eos>" keeps its special index.
+    """
+    counts: Counter = Counter()
+    for sentence in sentences:
+        words = sentence.split()
+        counts.update(set(words) if count == "per_sentence" else words)
+    for special in SPECIALS:
+        counts.pop(special, None)
+    threshold = {"at_least": min_freq, "more_than": min_freq + 1, "all": 1}[keep]
+    kept = [w for w in counts if counts[w] >= threshold]  # Counter keeps first-seen order
+    if order == "count_then_word":
+        kept.sort(key=lambda w: (-counts[w], w))
+    elif order == "first_seen":  # what Counter.most_common() does with ties
+        kept.sort(key=lambda w: -counts[w])
+    elif order == "word":
+        kept.sort()
+    elif order == "increasing":
+        kept.sort(key=lambda w: (counts[w], w))
+    if specials == "front":
+        return list(SPECIALS) + kept
+    if specials == "end":
+        return kept + list(SPECIALS)
+    if specials == "eos_only":
+        return [EOS] + kept
+    return kept
+
+
+def reference_encode(sentence: str, stoi: dict[str, int], *, eos: str = "end",
+                     unknown: str = "unk") -> torch.Tensor:
+    """One index per word (stoi, or "<unk>"'s index for a word not in it), then "<eos>"."""
+    ids = []
+    for word in sentence.split():
+        if word in stoi:
+            ids.append(stoi[word])
+        elif unknown == "unk":
+            ids.append(stoi[UNK])
+    if eos == "end":
+        ids.append(stoi[EOS])
+    elif eos == "start":
+        ids.insert(0, stoi[EOS])
+    return torch.tensor(ids, dtype=torch.long)
+
+
+SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+
+
+def random_words(n: int, syllables: tuple[int, int] = (1, 3)) -> list[str]:
+    """n distinct made-up lower-case words of 1 to 3 syllables by default (uses the torch RNG)."""
+    words: list[str] = []
+    while len(words) < n:
+        k = int(torch.randint(syllables[0], syllables[1] + 1, ()))
+        word = "".join(SYLLABLES[int(i)] for i in torch.randint(len(SYLLABLES), (k,)))
+        if word not in words:
+            words.append(word)
+    return words
+
+
+def random_corpus(config: dict) -> tuple[list[str], list[str]]:
+    """(sentences, words used): Zipf-like counts, so there are ties and rare words.
+
+    Three more words are planted so that every rule matters whatever the seed: two
+    with the same count, max(min_freq, 2), the alphabetically later one seen first
+    (a tie that first-seen order gets wrong), and one with count min_freq - 1.
+    """
+    min_freq = config["min_freq"]
+    pool = random_words(config["n_words"] + 3)
+    *pool, early, late, rare = pool
+    late, early = sorted([early, late])  # `early` is the later word in sorted() order
+    if config.get("unk_in_text"):
+        pool[3] = UNK  # as in Mikolov's Penn Treebank, whose text already says <unk>
+    weights = 1.0 / torch.arange(1, len(pool) + 1, dtype=DTYPE)
+    sentences = []
+    for _ in range(config["n_sentences"]):
+        picks = torch.multinomial(weights, int(torch.randint(3, 11, ())), replacement=True)
+        sentences.append([pool[int(i)] for i in picks])
+    tie = max(min_freq, 2)
+    plant = [early] + [early] * (tie - 1) + [late] * tie + [rare] * (min_freq - 1)
+    for k, word in enumerate(plant):
+        # the first copy of `early` goes into sentence 0, everything else after it
+        target = sentences[0] if k == 0 else sentences[int(torch.randint(1, len(sentences), ()))]
+        target.insert(int(torch.randint(len(target) + 1, ())) if k else 0, word)
+    return [" ".join(words) for words in sentences], pool + [early, late, rare]
+
+
+def corpus_label(config: dict) -> str:
+    return describe_config({k: v for k, v in config.items()
+                            if k not in ("sentences", "to_encode")})
+
+
+def counts_of(sentences: list[str]) -> Counter:
+    return Counter(w for s in sentences for w in s.split())
+
+
+class ExactCheck(Check):
+    """A check whose outputs are words and indices, compared exactly rather than in float64."""
+
+    def ok_message(self, count: int) -> str:
+        return (f"OK: {self.student_name} matches {self.reference_name} on {count} random "
+                "corpora (compared exactly).")
+
+
+# -- build_vocab ------------------------------------------------------------------------
+
+class BuildVocabCheck(ExactCheck):
+    name = "02-embedding/build_vocab"
+    forbidden_functions = ("rnn_by_hand.chapters.embedding.vocab.vocabulary",)
+    student_name = "build_vocab"
+    reference_name = "the vocabulary rule (reference builder in rnn_by_hand.chapters.embedding.vocab)"
+
+    VISIBLE = [dict(n_sentences=20, n_words=25, min_freq=1),
+               dict(n_sentences=40, n_words=50, min_freq=2),
+               dict(n_sentences=30, n_words=40, min_freq=3, unk_in_text=True)]
+    HIDDEN = [dict(n_sentences=60, n_words=80, min_freq=2, unk_in_text=True),
+              dict(n_sentences=12, n_words=15, min_freq=1),
+              dict(n_sentences=50, n_words=60, min_freq=4),
+              dict(n_sentences=35, n_words=30, min_freq=5, unk_in_text=True)]
+
+    def make_case(self, params, seed):
+        sentences, _ = random_corpus(params)
+        config = dict(params, sentences=sentences)
+        return Case(corpus_label(config), config)
+
+    def run_student(self, student, case):
+        sentences = list(case.config["sentences"])
+        result = call_student(self.student_name, student, sentences, min_freq=case.config["min_freq"])
+        if sentences != case.config["sentences"]:
+            raise CheckFailure(f"{self.student_name} changed the list of sentences it was given; "
+                               "read it without modifying it")
+        itos, stoi = unpack_pair(self.student_name, result, ("itos", "stoi"))
+        return {"itos": itos, "stoi": stoi}
+
+    def run_reference(self, case):
+        itos = vocabulary(case.config["sentences"], case.config["min_freq"])
+        return {"itos": itos, "stoi": {w: i for i, w in enumerate(itos)}}
+
+    def compare(self, case, expected, actual):
+        counts = counts_of(case.config["sentences"])
+        problems = compare_itos(expected["itos"], actual["itos"], counts)
+        return problems + compare_stoi(expected["stoi"], actual["stoi"], actual["itos"])
+
+    def hint(self, case, actual):
+        sentences, min_freq = case.config["sentences"], case.config["min_freq"]
+        itos = actual.get("itos")
+        if not isinstance(itos, (list, tuple)):
+            return ""
+        itos = list(itos)
+        expected = vocabulary(sentences, min_freq)
+        if itos == expected:
+            stoi = actual.get("stoi")
+            if isinstance(stoi, dict) and all(stoi.get(w) == i + 1 for i, w in enumerate(itos)):
+                return "stoi counts from 1 (enumerate(itos, 1)?); stoi[itos[i]] must be i, starting at 0"
+            return ""
+        mistakes = [
+            (dict(keep="more_than"), f"your vocabulary leaves out the words that occur exactly "
+             f"min_freq={min_freq} times: keep a word when count >= min_freq, not count > min_freq"),
+            (dict(keep="all"), f"your vocabulary keeps every word: min_freq={min_freq} should drop "
+             "the words that occur fewer than min_freq times"),
+            (dict(order="first_seen"), "your ties are in order of first appearance, which is what "
+             "Counter.most_common() gives; equal counts must be in sorted() order of the words"),
+            (dict(order="word"), "your words are in alphabetical order only; sort by decreasing "
+             "count first, and use the word only to break ties"),
+            (dict(order="increasing"), "your words are in increasing order of count; the most "
+             "frequent word comes first, right after the special tokens"),
+            (dict(count="per_sentence"), "your counts are numbers of sentences that contain a word; "
+             "count every occurrence (a word twice in one sentence counts twice)"),
+            (dict(specials="none"), "'<unk>' and '<eos>' are missing: itos starts with '<unk>' at "
+             "index 0 and '<eos>' at index 1"),
+            (dict(specials="end"), "the special tokens go first: '<unk>' at index 0, '<eos>' at 1, "
+             "then the words"),
+            (dict(specials="eos_only"), "'<unk>' is missing: it must be at index 0, so that unknown "
+             "words have an index"),
+        ]
+        for options, text in mistakes:
+            if itos == vocabulary(sentences, min_freq, **options) != expected:
+                return text
+        if sum(w in SPECIALS for w in itos) > len(SPECIALS):
+            return ("a special token appears twice: the text itself contains '<unk>' here (as the "
+                    "Penn Treebank does); it keeps index 0 and is not added again as a word")
+        return ""
+
+
+def compare_itos(expected: list[str], itos, counts: Counter) -> list[str]:
+    if not isinstance(itos, (list, tuple)):
+        return [f"itos should be a list of words, got {type_name(itos)}"]
+    bad = [w for w in itos if not isinstance(w, str)]
+    if bad:
+        return [f"itos should hold strings (the words), but holds {type_name(bad[0])}"]
+    itos = list(itos)
+    if itos == expected:
+        return []
+
+    def described(word):
+        return f"{word!r} (a special token)" if word in SPECIALS else \
+            f"{word!r} (count {counts[word]})"
+    for i, (got, want) in enumerate(zip(itos, expected)):
+        if got != want:
+            sizes = f"; itos has {len(itos)} entries, expected {len(expected)}" \
+                if len(itos) != len(expected) else ""
+            return [f"itos[{i}] is {described(got)}, expected {described(want)}{sizes}"]
+    if len(itos) > len(expected):
+        return [f"itos has {len(itos)} entries, expected {len(expected)}: the first extra one is "
+                f"itos[{len(expected)}] = {described(itos[len(expected)])}"]
+    return [f"itos has {len(itos)} entries, expected {len(expected)}: it stops before "
+            f"{described(expected[len(itos)])}"]
+
+
+def compare_stoi(expected: dict[str, int], stoi, itos) -> list[str]:
+    if not isinstance(stoi, dict):
+        return [f"stoi should be a dict from word to index, got {type_name(stoi)}"]
+    missing = [w for w in expected if w not in stoi]
+    if missing:
+        others = f" ({len(missing)} words of the vocabulary are missing from it)" \
+            if len(missing) > 1 else ""
+        return [f"stoi has no entry for {missing[0]!r}{others}"]
+    extra = [w for w in stoi if w not in expected]
+    if extra:
+        return [f"stoi has an entry for {extra[0]!r}, which is not in the vocabulary"]
+    for word, index in expected.items():
+        if stoi[word] != index:
+            inverse = " (stoi must be the inverse of itos: stoi[itos[i]] == i)" \
+                if isinstance(itos, (list, tuple)) and list(itos) == list(expected) else ""
+            return [f"stoi[{word!r}] is {stoi[word]!r}, expected {index}{inverse}"]
+    return []
+
+
+# -- encode --------------------------------------------------------------------------
+
+class EncodeCheck(ExactCheck):
+    name = "02-embedding/encode"
+    forbidden_functions = ("rnn_by_hand.chapters.embedding.vocab.reference_encode",)
+    student_name = "encode"
+    reference_name = "the reference encoder (torch.long indices, <unk>, then <eos>)"
+
+    VISIBLE = [dict(n_sentences=20, n_words=25, min_freq=2, n_encode=3),
+               dict(n_sentences=30, n_words=40, min_freq=3, n_encode=3, unk_in_text=True),
+               dict(n_sentences=12, n_words=15, min_freq=1, n_encode=2, empty=True)]
+    HIDDEN = [dict(n_sentences=40, n_words=50, min_freq=2, n_encode=4, unk_in_text=True),
+              dict(n_sentences=15, n_words=20, min_freq=1, n_encode=3, empty=True),
+              dict(n_sentences=25, n_words=30, min_freq=4, n_encode=5)]
+
+    def make_case(self, params, seed):
+        sentences, _ = random_corpus(params)
+        unseen = random_words(5, syllables=(4, 4))  # longer than any word of the corpus
+        to_encode = []
+        for k in range(params["n_encode"]):
+            words = sentences[k].split()
+            # one word the corpus never had, somewhere in the sentence
+            words.insert(int(torch.randint(len(words) + 1, ())), unseen[k % len(unseen)])
+            to_encode.append(" ".join(words))
+        if params.get("empty"):
+            to_encode.append("")
+        config = dict(params, sentences=sentences, to_encode=to_encode)
+        return Case(corpus_label(config), config)
+
+    @staticmethod
+    def stoi(case) -> dict[str, int]:
+        itos = vocabulary(case.config["sentences"], case.config["min_freq"])
+        return {w: i for i, w in enumerate(itos)}
+
+    def run_student(self, student, case):
+        stoi = self.stoi(case)
+        ids = []
+        for sentence in case.config["to_encode"]:
+            given = dict(stoi)
+            ids.append(call_student(self.student_name, student, sentence, given))
+            if given != stoi:
+                added = [w for w in given if w not in stoi]
+                raise CheckFailure(f"{self.student_name} changed stoi" + (
+                    f": it added {added[0]!r}" if added else "") + "; the vocabulary is fixed "
+                    "once built, and a word that is not in it is encoded as '<unk>'")
+        return {"ids": ids}
+
+    def run_reference(self, case):
+        stoi = self.stoi(case)
+        return {"ids": [reference_encode(s, stoi) for s in case.config["to_encode"]]}
+
+    def compare(self, case, expected, actual):
+        itos = list(self.stoi(case))
+        ids = actual.get("ids")
+        problems = []
+        for k, (sentence, want) in enumerate(zip(case.config["to_encode"], expected["ids"])):
+            problems += compare_ids(f"encode({short(sentence)!r})", want, ids[k], itos)
+            if problems:
+                break
+        return problems
+
+    def hint(self, case, actual):
+        stoi = self.stoi(case)
+        mistakes = [(dict(eos="none"), "'<eos>' is missing: append stoi['<eos>'] after the words"),
+                    (dict(eos="start"), "'<eos>' goes after the words, not before them"),
+                    (dict(unknown="drop"), "words that are not in stoi were left out: encode each "
+                     "as stoi['<unk>'], so that the sentence keeps its length"),
+                    (dict(eos="none", unknown="drop"), "unknown words were left out and '<eos>' "
+                     "is missing")]
+        got = actual.get("ids") or []
+        for options, text in mistakes:
+            variant = [reference_encode(s, stoi, **options) for s in case.config["to_encode"]]
+            if all(isinstance(g, torch.Tensor) and g.shape == v.shape and torch.equal(g.long(), v)
+                   for g, v in zip(got, variant)) and len(got) == len(variant):
+                return text
+        return ""
+
+
+def short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def compare_ids(name: str, expected: torch.Tensor, actual, itos: list[str]) -> list[str]:
+    """Problems with an integer index tensor, compared exactly."""
+    if isinstance(actual, (list, tuple)):
+        return [f"{name} should be a torch.Tensor, got {type_name(actual)}: make a LongTensor "
+                "with torch.tensor(ids, dtype=torch.long)"]
+    if not isinstance(actual, torch.Tensor):
+        return [f"{name} should be a torch.Tensor of indices, got {type_name(actual)}"]
+    if actual.dtype != torch.long:
+        return [f"{name} has dtype {actual.dtype}, expected torch.int64 (torch.long), the dtype "
+                "nn.Embedding and F.one_hot expect for indices"]
+    if actual.shape != expected.shape:
+        return [f"{name} has shape {shape_str(actual.shape)}, expected {shape_str(expected.shape)}: "
+                "one index per word, then one for '<eos>'"]
+    differ = (actual != expected).nonzero()
+    if len(differ):
+        i = int(differ[0, 0])
+        got, want = int(actual[i]), int(expected[i])
+        word = f" ({itos[want]!r})" if 0 <= want < len(itos) else ""
+        return [f"{name}[{i}] is {got}, expected {want}{word}"]
+    return []
+
+
+check_build_vocab = BuildVocabCheck()
+check_encode = EncodeCheck()

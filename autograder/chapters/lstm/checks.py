@@ -1,0 +1,598 @@
+"""Checks for chapter 5, the LSTM.
+
+    split_gates(stacked)                                        vs the blocks of nn.LSTM's parameters
+    lstm_step(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh)  vs nn.LSTMCell
+    lstm_forward(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, batch_first)
+                                                                vs nn.LSTM (one layer, proj_size)
+    ifog_to_pytorch(Wx, Wh, b)                                  an i, f, o, g LSTM's weights, loaded
+                                                                into nn.LSTM, vs that LSTM run here
+    set_forget_bias(lstm, value)                                vs nn.LSTM with b_if + b_hf = value
+
+Each case builds the torch.nn module afresh from a seed, in float64, and hands
+its weights to the student's code; the reference output comes from the module.
+The hand-written LSTMs (models.py) name classic mistakes in hints; `ifog_lstm` there
+is the original network whose weights `ifog_to_pytorch` converts.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
+from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
+from ...common import DTYPE, WEIGHTS, layer_tensors, load_weights
+from .models import GATE_NAMES, GATES, cell_variants, ifog_lstm, lstm_cell, lstm_layer
+
+ROWS = ("[0, H)", "[H, 2H)", "[2H, 3H)", "[3H, 4H)")  # the rows of each block, in words
+# The fused kernels behind nn.LSTM and nn.LSTMCell: the exercises write them by hand.
+LSTM_KERNELS = ("lstm", "lstm_cell")
+
+
+def blocks(stacked: torch.Tensor, H: int) -> dict[str, torch.Tensor]:
+    """The four gate blocks of a stacked (4H, ...) parameter, by gate letter."""
+    return {gate: stacked[k * H:(k + 1) * H] for k, gate in enumerate(GATES)}
+
+
+
+
+
+
+# -- split_gates --------------------------------------------------------------------
+
+class SplitGatesCheck(Check):
+    name = "05-lstm/split_gates"
+    forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks",)
+    student_name = "split_gates"
+    reference_name = "the blocks of torch.nn.LSTM's stacked parameters"
+
+    VISIBLE = [dict(input_size=3, hidden_size=5),
+               dict(input_size=6, hidden_size=2),
+               dict(input_size=4, hidden_size=6, proj_size=3)]
+    HIDDEN = [dict(input_size=8, hidden_size=2),
+              dict(input_size=5, hidden_size=7, proj_size=2),
+              dict(input_size=1, hidden_size=1),
+              dict(input_size=3, hidden_size=4)]
+    # PyTorch's documentation names the blocks W_ii, W_if, ..., W_hi, ..., b_ii, ..., b_hi, ...
+    SYMBOLS = {"weight_ih": "W_i", "weight_hh": "W_h", "bias_ih": "b_i", "bias_hh": "b_h"}
+
+    def make_tensors(self, config):
+        return layer_tensors(self.reference(config), "_l0")
+
+    @staticmethod
+    def reference(config) -> nn.LSTM:
+        return nn.LSTM(config["input_size"], config["hidden_size"],
+                       proj_size=config.get("proj_size", 0), dtype=DTYPE)
+
+    def run_student(self, student, case):
+        actual = {}
+        for parameter in WEIGHTS:
+            what = f"{self.student_name}({parameter}_l0)"
+            result = call_student(what, student, case.tensors[parameter])
+            if not isinstance(result, (tuple, list)) or len(result) != 4:
+                raise CheckFailure(f"{what} should return a tuple of the four blocks in PyTorch's "
+                                   f"order (i, f, g, o), got {type_name(result)}")
+            for gate, block in zip(GATES, result):
+                actual[self.SYMBOLS[parameter] + gate] = block
+        return actual
+
+    def run_reference(self, case):
+        lstm = self.reference(case.config)
+        load_weights(lstm, case.tensors, "_l0")
+        H = lstm.hidden_size
+        with torch.no_grad():
+            return {self.SYMBOLS[p] + gate: block.clone()
+                    for p in WEIGHTS for gate, block in blocks(getattr(lstm, p + "_l0"), H).items()}
+
+    def compare(self, case, expected, actual):
+        """The problems with the first parameter whose blocks are wrong (the others are alike)."""
+        H = case.config["hidden_size"]
+        for parameter in WEIGHTS:
+            problems = []
+            for gate in GATES:
+                name = self.SYMBOLS[parameter] + gate
+                want, got = expected[name], actual[name]
+                if isinstance(got, torch.Tensor) and got.shape != want.shape:
+                    problems.append(f"{name} has shape {shape_str(got.shape)}, expected {shape_str(want.shape)}: "
+                                    f"each block is H = {H} consecutive rows of {parameter}_l0, whose shape "
+                                    f"is {shape_str(case.tensors[parameter].shape)}, so split along dimension 0")
+                    continue
+                dims = ("row", "col") if want.dim() == 2 else ("row",)
+                problems += compare_tensor(name, want, got, dims=dims, rtol=self.rtol, atol=self.atol)
+            if problems:
+                return problems
+        return []
+
+    def hint(self, case, actual):
+        H = case.config["hidden_size"]
+        for parameter in WEIGHTS:
+            stacked = case.tensors[parameter]
+            right = blocks(stacked, H)
+            interleaved = stacked.reshape(H, 4, *stacked.shape[1:])
+            for k, gate in enumerate(GATES):
+                got = actual[self.SYMBOLS[parameter] + gate]
+                if matches(right[gate], got):
+                    continue
+                for other, block in right.items():
+                    if other != gate and matches(block, got):
+                        return (f"the block you return as {gate} ({GATE_NAMES[gate]}) of {parameter}_l0 "
+                                f"is PyTorch's {other} block; nn.LSTM stacks the gates i, f, g, o "
+                                "from the top, H rows each")
+                if matches(interleaved[:, k], got):
+                    return ("each gate's block is H consecutive rows (rows [k*H, (k+1)*H) for the "
+                            "k-th gate), not every fourth row")
+        return ""
+
+
+# -- lstm_step ----------------------------------------------------------------------
+
+class LstmStepCheck(Check):
+    name = "05-lstm/lstm_step"
+    forbidden_functions = ("rnn_by_hand.chapters.lstm.models.lstm_cell",)
+    student_name = "lstm_step"
+    reference_name = "torch.nn.LSTMCell"
+    forbidden = LSTM_KERNELS
+
+    VISIBLE = [dict(N=3, input_size=4, hidden_size=5, bias=True, batched=True),
+               dict(N=2, input_size=3, hidden_size=6, bias=False, batched=True),
+               dict(input_size=4, hidden_size=5, bias=True, batched=False)]
+    HIDDEN = [dict(N=5, input_size=7, hidden_size=8, bias=True, batched=True),
+              dict(N=1, input_size=2, hidden_size=3, bias=True, batched=True),
+              dict(N=4, input_size=5, hidden_size=6, bias=False, batched=True),
+              dict(input_size=6, hidden_size=4, bias=False, batched=False)]
+
+    def make_tensors(self, config):
+        cell = self.reference(config)
+        lead = (config["N"],) if config["batched"] else ()
+        H = config["hidden_size"]
+        return {"x_t": torch.randn(*lead, config["input_size"], dtype=DTYPE),
+                "h_prev": torch.randn(*lead, H, dtype=DTYPE),
+                "c_prev": 2 * torch.randn(*lead, H, dtype=DTYPE)} | layer_tensors(cell)  # c is not bounded
+
+    @staticmethod
+    def reference(config) -> nn.LSTMCell:
+        return nn.LSTMCell(config["input_size"], config["hidden_size"], bias=config["bias"], dtype=DTYPE)
+
+    def run_student(self, student, case):
+        t = case.tensors
+        state = (t["h_prev"].clone(), t["c_prev"].clone())
+        result = call_student(self.student_name, student, t["x_t"], state, t["weight_ih"],
+                              t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"))
+        if not (torch.equal(state[0], t["h_prev"]) and torch.equal(state[1], t["c_prev"])):
+            raise CheckFailure(f"{self.student_name} changed h_prev or c_prev in place; compute new "
+                               "tensors instead of modifying the state it was given")
+        h_t, c_t = unpack_pair(self.student_name, result, ("h_t", "c_t"))
+        return {"h_t": h_t, "c_t": c_t}
+
+    def run_reference(self, case):
+        t = case.tensors
+        cell = load_weights(self.reference(case.config), t)
+        with torch.no_grad():
+            h_t, c_t = cell(t["x_t"], (t["h_prev"], t["c_prev"]))
+        return {"h_t": h_t, "c_t": c_t}
+
+    def compare(self, case, expected, actual):
+        dims = ("n", "h") if case.config["batched"] else ("h",)
+        layout = "(N, H)" if case.config["batched"] else "(H,) for an unbatched x_t"
+        return [p for name in ("h_t", "c_t")
+                for p in compare_tensor(name, expected[name], actual[name], dims=dims, layout=layout,
+                                        rtol=self.rtol, atol=self.atol)]
+
+    def hint(self, case, actual):
+        t = case.tensors
+        w = {k: t.get(k) for k in WEIGHTS}
+        found = []
+        for text, variant in cell_variants(case.config["bias"]):
+            h_t, c_t = lstm_cell(t["x_t"], t["h_prev"], t["c_prev"], w, **variant)
+            found.append((text, {"h_t": h_t, "c_t": c_t}))
+        expected = self.run_reference(case)
+        found.append(("your h_t and c_t are swapped: return (h_t, c_t), in the order nn.LSTMCell uses",
+                      {"h_t": expected["c_t"], "c_t": expected["h_t"]}))
+        return first_matching_mistake(case, expected, actual, found)
+
+
+# -- lstm_forward -------------------------------------------------------------------
+
+def forward_layouts(config: dict) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Dimension names and readable layouts of output, h_n and c_n in this configuration."""
+    h = "proj_size" if config.get("proj_size") else "H"
+    if not config.get("batched", True):
+        return {"output": (("t", "h"), f"(L, {h}) for unbatched input"),
+                "h_n": (("layer", "h"), f"(1, {h}) for unbatched input"),
+                "c_n": (("layer", "h"), "(1, H) for unbatched input")}
+    if config.get("batch_first"):
+        return {"output": (("n", "t", "h"), f"(N, L, {h}) because batch_first=True"),
+                "h_n": (("layer", "n", "h"), f"(1, N, {h}) whatever batch_first says"),
+                "c_n": (("layer", "n", "h"), "(1, N, H) whatever batch_first says")}
+    return {"output": (("t", "n", "h"), f"(L, N, {h})"),
+            "h_n": (("layer", "n", "h"), f"(1, N, {h})"),
+            "c_n": (("layer", "n", "h"), "(1, N, H)")}
+
+
+class LstmForwardCheck(Check):
+    name = "05-lstm/lstm_forward"
+    forbidden_functions = ("rnn_by_hand.chapters.lstm.models.lstm_layer", "rnn_by_hand.chapters.lstm.models.lstm_cell")
+    student_name = "lstm_forward"
+    reference_name = "torch.nn.LSTM"
+    forbidden = LSTM_KERNELS
+
+    VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, proj_size=0, batch_first=False, hx=True),
+               dict(L=4, N=2, input_size=3, hidden_size=5, proj_size=2, batch_first=True, hx=False),
+               dict(L=6, input_size=4, hidden_size=5, proj_size=3, batched=False, hx=True),
+               dict(L=4, N=3, input_size=2, hidden_size=5, proj_size=0, bias=False, hx=False)]
+    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, proj_size=0, batch_first=True, hx=True),
+              dict(L=3, N=5, input_size=2, hidden_size=7, proj_size=4, batch_first=False, hx=True),
+              dict(L=1, input_size=3, hidden_size=4, proj_size=0, batched=False, hx=False),
+              dict(L=6, N=2, input_size=3, hidden_size=4, proj_size=2, bias=False, hx=True),
+              dict(L=8, N=1, input_size=3, hidden_size=5, proj_size=1, batch_first=True, hx=False)]
+
+    def make_tensors(self, config):
+        lstm = self.reference(config)
+        return self.make_sequence(config) | layer_tensors(lstm, "_l0")
+
+    @staticmethod
+    def make_sequence(config) -> dict[str, torch.Tensor]:
+        """input, and h_0 and c_0 when the case gives them, in the case's layout."""
+        L, H_in, H = config["L"], config["input_size"], config["hidden_size"]
+        H_out = config.get("proj_size") or H
+        N = config.get("N", 1)
+        if not config.get("batched", True):
+            lead, x = (), torch.randn(L, H_in, dtype=DTYPE)
+        elif config.get("batch_first"):
+            lead, x = (N,), torch.randn(N, L, H_in, dtype=DTYPE)
+        else:
+            lead, x = (N,), torch.randn(L, N, H_in, dtype=DTYPE)
+        tensors = {"input": x}
+        if config.get("hx", True):
+            tensors["h_0"] = torch.randn(1, *lead, H_out, dtype=DTYPE)
+            tensors["c_0"] = 2 * torch.randn(1, *lead, H, dtype=DTYPE)
+        return tensors
+
+    @staticmethod
+    def reference(config) -> nn.LSTM:
+        return nn.LSTM(config["input_size"], config["hidden_size"], num_layers=1,
+                       bias=config.get("bias", True), batch_first=config.get("batch_first", False),
+                       proj_size=config.get("proj_size", 0), dtype=DTYPE)
+
+    def run_student(self, student, case):
+        t = case.tensors
+        hx = (t["h_0"].clone(), t["c_0"].clone()) if "h_0" in t else None
+        try:
+            result = call_student(self.student_name, student, t["input"], hx, t["weight_ih"], t["weight_hh"],
+                                  t.get("bias_ih"), t.get("bias_hh"), weight_hr=t.get("weight_hr"),
+                                  batch_first=case.config.get("batch_first", False))
+        except CheckFailure as failure:
+            H, P = case.config["hidden_size"], case.config.get("proj_size", 0)
+            if P and "raised RuntimeError" in str(failure):
+                raise CheckFailure(
+                    f"{failure}\nHint: this case has proj_size = {P} and hidden_size = {H}: h_t (and h_0) "
+                    f"has {P} entries, c_t (and c_0) keeps {H}, weight_hh is (4H, {P}) because it reads the "
+                    f"projected h, and weight_hr is ({P}, {H}), applied to o_t * tanh(c_t) only") from None
+            raise
+        if hx is not None and not (torch.equal(hx[0], t["h_0"]) and torch.equal(hx[1], t["c_0"])):
+            raise CheckFailure(f"{self.student_name} changed h_0 or c_0 in place; compute new tensors "
+                               "instead of modifying the state it was given")
+        output, state = unpack_pair(self.student_name, result, ("output", "(h_n, c_n)"))
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise CheckFailure(f"{self.student_name} should return (output, (h_n, c_n)), as nn.LSTM "
+                               f"does; its second item should be the pair (h_n, c_n), got {type_name(state)}")
+        return {"output": output, "h_n": state[0], "c_n": state[1]}
+
+    def run_reference(self, case):
+        t = case.tensors
+        lstm = load_weights(self.reference(case.config), t, "_l0")
+        with torch.no_grad():
+            if "weight_hr" in t:
+                lstm.weight_hr_l0.copy_(t["weight_hr"])
+            hx = (t["h_0"], t["c_0"]) if "h_0" in t else None
+            output, (h_n, c_n) = lstm(t["input"], hx)
+        return {"output": output, "h_n": h_n, "c_n": c_n}
+
+    def compare(self, case, expected, actual):
+        dims = forward_layouts(case.config)
+        return [p for name in ("output", "h_n", "c_n")
+                for p in compare_tensor(name, expected[name], actual[name], dims=dims[name][0],
+                                        layout=dims[name][1], rtol=self.rtol, atol=self.atol)]
+
+    def hint(self, case, actual):
+        return self.projection_hint(case, actual) or self.value_hint(case, actual)
+
+    @staticmethod
+    def projection_hint(case, actual) -> str:
+        """With proj_size > 0, name the classic mistakes that show in the last dimension."""
+        H, P = case.config["hidden_size"], case.config.get("proj_size", 0)
+        if not P:
+            return ""
+        size = {k: v.shape[-1] if isinstance(v, torch.Tensor) and v.dim() else None
+                for k, v in actual.items()}
+        if size["h_n"] == H and size["c_n"] == P:
+            return ("h_n and c_n look swapped: h_n has proj_size entries per sample and c_n hidden_size; "
+                    "return output, (h_n, c_n)")
+        if size["c_n"] == P:
+            return (f"c_n has proj_size = {P} entries per sample; the cell keeps hidden_size = {H}. "
+                    "Only h is projected: h_t = weight_hr @ (o_t * tanh(c_t))")
+        if size["output"] == H or size["h_n"] == H:
+            return (f"with proj_size = {P}, h_t is projected, h_t = weight_hr @ (o_t * tanh(c_t)), and "
+                    f"output and h_n hold the projected h_t of size {P}, not the hidden_size = {H} "
+                    "vector before the projection")
+        return ""
+
+    def value_hint(self, case, actual):
+        t, config = case.tensors, case.config
+        batched, batch_first = config.get("batched", True), config.get("batch_first", False)
+        w = {k: t.get(k) for k in WEIGHTS}
+        x = t["input"].unsqueeze(1) if not batched else (
+            t["input"].transpose(0, 1) if batch_first else t["input"])  # (L, N, H_in)
+        N, H = x.shape[1], config["hidden_size"]
+        H_out = config.get("proj_size") or H
+        if "h_0" in t:
+            h, c = t["h_0"].reshape(N, H_out), t["c_0"].reshape(N, H)
+        else:
+            h, c = torch.zeros(N, H_out, dtype=DTYPE), torch.zeros(N, H, dtype=DTYPE)
+
+        def layout(output, h_L, c_L):  # time-major results -> the case's layout
+            if not batched:
+                return {"output": output[:, 0], "h_n": h_L, "c_n": c_L}
+            return {"output": output.transpose(0, 1) if batch_first else output,
+                    "h_n": h_L.unsqueeze(0), "c_n": c_L.unsqueeze(0)}
+
+        found = [(text, layout(*lstm_layer(x, h, c, w, t.get("weight_hr"), **variant)))
+                 for text, variant in cell_variants(config.get("bias", True))]
+        expected = self.run_reference(case)
+        found.append(("h_n and c_n are swapped: return output, (h_n, c_n), in the order nn.LSTM uses",
+                      {"h_n": expected["c_n"], "c_n": expected["h_n"]}))
+        if "h_0" in t:
+            zeros = torch.zeros(N, H_out, dtype=DTYPE), torch.zeros(N, H, dtype=DTYPE)
+            found.append(("your result matches starting from zeros: when hx = (h_0, c_0) is given, the "
+                          "first step reads h_0 and c_0", layout(*lstm_layer(x, *zeros, w, t.get("weight_hr")))))
+        if "h_0" in t and H_out == H:
+            found.append(("your result matches unpacking hx as (c_0, h_0): nn.LSTM's state is the pair "
+                          "(h_0, c_0), in that order", layout(*lstm_layer(x, c, h, w, t.get("weight_hr")))))
+        return first_matching_mistake(case, expected, actual, found)
+
+
+# -- ifog_to_pytorch ------------------------------------------------------------------
+
+STATE_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+class IfogToPytorchCheck(Check):
+    name = "05-lstm/ifog_to_pytorch"
+    forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks", "rnn_by_hand.chapters.lstm.models.ifog_lstm")
+    student_name = "ifog_to_pytorch"
+    reference_name = "the original i, f, o, g LSTM once loaded into torch.nn.LSTM"
+
+    VISIBLE = [dict(input_size=3, hidden_size=4, L=5, N=2),
+               dict(input_size=5, hidden_size=3, L=4, N=3),
+               dict(input_size=2, hidden_size=6, L=6, N=1)]
+    HIDDEN = [dict(input_size=8, hidden_size=2, L=5, N=2),  # H_in = 4H: a missing transpose keeps the shape
+              dict(input_size=4, hidden_size=5, L=3, N=4),
+              dict(input_size=1, hidden_size=3, L=4, N=2),
+              dict(input_size=6, hidden_size=6, L=2, N=3)]
+
+    def make_tensors(self, config):
+        H_in, H, L, N = (config[k] for k in ("input_size", "hidden_size", "L", "N"))
+        scale = H ** -0.5  # the size nn.LSTM's own initialisation gives
+        return {"Wx": scale * (2 * torch.rand(H_in, 4 * H, dtype=DTYPE) - 1),
+                "Wh": scale * (2 * torch.rand(H, 4 * H, dtype=DTYPE) - 1),
+                "b": torch.randn(4 * H, dtype=DTYPE),  # large enough to matter
+                "input": torch.randn(L, N, H_in, dtype=DTYPE),
+                "h_0": torch.randn(1, N, H, dtype=DTYPE),
+                "c_0": 2 * torch.randn(1, N, H, dtype=DTYPE)}
+
+    def run_student(self, student, case):
+        t = case.tensors
+        result = call_student(self.student_name, student, t["Wx"], t["Wh"], t["b"])
+        if not isinstance(result, Mapping):
+            raise CheckFailure(f"{self.student_name} should return a dict with the keys "
+                               f"{', '.join(STATE_KEYS)}, that nn.LSTM.load_state_dict accepts; "
+                               f"got {type_name(result)}")
+        return {"converted": dict(result)}
+
+    def run_reference(self, case):
+        t = case.tensors
+        output, h_L, c_L = ifog_lstm(t["input"], t["h_0"][0], t["c_0"][0], t["Wx"], t["Wh"], t["b"])
+        return {"output": output, "h_n": h_L.unsqueeze(0), "c_n": c_L.unsqueeze(0)}
+
+    def expected_shapes(self, case) -> dict[str, tuple[int, ...]]:
+        H_in, H = case.config["input_size"], case.config["hidden_size"]
+        return {"weight_ih_l0": (4 * H, H_in), "weight_hh_l0": (4 * H, H),
+                "bias_ih_l0": (4 * H,), "bias_hh_l0": (4 * H,)}
+
+    def compare(self, case, expected, actual):
+        converted = actual["converted"]
+        problems = self.compare_state(case, converted)
+        if problems:
+            return problems
+        lstm = nn.LSTM(case.config["input_size"], case.config["hidden_size"], dtype=DTYPE)
+        try:
+            lstm.load_state_dict(converted)
+        except Exception as error:  # noqa: BLE001 -- reported as feedback
+            return [f"nn.LSTM.load_state_dict refused the result: {error}"]
+        t = case.tensors
+        with torch.no_grad():
+            output, (h_n, c_n) = lstm(t["input"], (t["h_0"], t["c_0"]))
+        got = {"output": output, "h_n": h_n, "c_n": c_n}
+        dims = forward_layouts({})
+        return [f"when nn.LSTM is loaded with your weights, {p}" for name in ("output", "h_n", "c_n")
+                for p in compare_tensor(name, expected[name], got[name], dims=dims[name][0],
+                                        rtol=self.rtol, atol=self.atol)]
+
+    def compare_state(self, case, converted: dict) -> list[str]:
+        """The keys, types and shapes that load_state_dict needs, explained."""
+        shapes = self.expected_shapes(case)
+        problems = [f"the dict has no key {k!r}" for k in STATE_KEYS if k not in converted]
+        problems += [f"the dict has a key {k!r} that nn.LSTM(num_layers=1) does not have"
+                     for k in converted if k not in shapes]
+        for key, shape in shapes.items():
+            value = converted.get(key)
+            if key not in converted:
+                continue
+            if not isinstance(value, torch.Tensor):
+                problems.append(f"{key} should be a torch.Tensor, got {type_name(value)}")
+            elif tuple(value.shape) != shape:
+                text = f"{key} has shape {shape_str(value.shape)}, expected {shape_str(shape)}"
+                if tuple(value.shape) == shape[::-1]:
+                    text += (": nn.LSTM stores (4H, input) and computes x @ weight.T, while Wx and Wh "
+                             "are (input, 4H) and used as x @ Wx, so transpose them")
+                problems.append(text)
+        return problems
+
+    def hint(self, case, actual):
+        converted, t = actual["converted"], case.tensors
+        if self.compare_state(case, converted):
+            return ""
+        H = case.config["hidden_size"]
+        source = {"Wx": t["Wx"].T, "Wh": t["Wh"].T}  # (4H, input), blocks i, f, o, g
+        for key, name in (("weight_ih_l0", "Wx"), ("weight_hh_l0", "Wh")):
+            theirs = dict(zip("ifog", source[name].split(H)))
+            right = torch.cat([theirs[gate] for gate in GATES])
+            if matches(right.T, converted[key]):
+                return (f"{key} is transposed: nn.LSTM stores (4H, input) and computes x @ {key}.T, "
+                        f"so {key} is {name}.T with its blocks reordered")
+            untransposed = t[name].split(H)  # blocks of Wx itself: same shape only when H_in = 4H
+            got = blocks(converted[key], H)
+            for gate in GATES:
+                if matches(theirs[gate], got[gate]):
+                    continue
+                for other, block in theirs.items():
+                    if matches(block, got[gate]):
+                        return (f"rows {ROWS[GATES.index(gate)]} of your {key} hold "
+                                f"{name}'s {other} block, but nn.LSTM reads them as its {gate} "
+                                f"({GATE_NAMES[gate]}): PyTorch's order is i, f, g, o, the source's "
+                                "is i, f, o, g")
+                if any(matches(block, got[gate]) for block in untransposed):
+                    return (f"{key} looks untransposed: {name} is (input, 4H) and used as x @ {name}; "
+                            f"nn.LSTM computes x @ {key}.T, so {key} is {name}.T with its blocks reordered")
+        bias = converted["bias_ih_l0"] + converted["bias_hh_l0"]
+        i, f, o, g = t["b"].split(H)
+        reordered = torch.cat([i, f, g, o])
+        if matches(2 * reordered, bias):
+            return ("nn.LSTM adds bias_ih_l0 and bias_hh_l0, so b is counted twice; their sum must be b "
+                    "(reordered): put it in one and zeros in the other")
+        if matches(t["b"], bias):
+            return "the bias b needs its blocks reordered from i, f, o, g to i, f, g, o, like the weights"
+        return ""
+
+
+# -- set_forget_bias ------------------------------------------------------------------
+
+class SetForgetBiasCheck(Check):
+    name = "05-lstm/set_forget_bias"
+    student_name = "set_forget_bias"
+    reference_name = "torch.nn.LSTM with b_if + b_hf = value"
+
+    VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=1, bidirectional=False, value=1.0, L=5, N=2),
+               dict(input_size=2, hidden_size=5, num_layers=2, bidirectional=False, value=1.0, L=4, N=3),
+               dict(input_size=4, hidden_size=3, num_layers=1, bidirectional=True, value=2.0, L=3, N=2)]
+    HIDDEN = [dict(input_size=3, hidden_size=6, num_layers=3, bidirectional=True, value=1.0, L=4, N=2),
+              dict(input_size=5, hidden_size=4, num_layers=2, bidirectional=False, proj_size=2, value=0.5,
+                   L=5, N=3),
+              dict(input_size=2, hidden_size=3, num_layers=1, bidirectional=False, value=-1.0, L=6, N=1)]
+    MODULE_ARGS = ("input_size", "hidden_size", "num_layers", "bidirectional", "proj_size")
+
+    def build(self, case) -> nn.LSTM:
+        """A float64 nn.LSTM with the case's constructor arguments and initial parameters."""
+        lstm = nn.LSTM(**{k: case.config[k] for k in self.MODULE_ARGS if k in case.config}, dtype=DTYPE)
+        lstm.load_state_dict(self.state(case))
+        return lstm
+
+    @staticmethod
+    def state(case) -> dict[str, torch.Tensor]:
+        return state_of(case.tensors)
+
+    def make_tensors(self, config):
+        lstm = nn.LSTM(**{k: config[k] for k in self.MODULE_ARGS if k in config}, dtype=DTYPE)
+        return with_state(lstm) | {"input": torch.randn(config["L"], config["N"], config["input_size"],
+                                                        dtype=DTYPE)}
+
+    def run_student(self, student, case):
+        lstm = self.build(case)
+        value = case.config["value"]
+        try:
+            call_student(f"{self.student_name}(lstm, value={value})", student, lstm, value)
+        except CheckFailure as failure:
+            if "leaf Variable" in str(failure):
+                raise CheckFailure(f"{failure}\nHint: change parameters inside `with torch.no_grad():`, "
+                                   "so that autograd does not record the assignment") from None
+            raise
+        return {"state": {k: v.detach().clone() for k, v in lstm.state_dict().items()}}
+
+    def run_reference(self, case):
+        lstm = self.build(case)
+        H = lstm.hidden_size
+        with torch.no_grad():
+            for name, p in lstm.named_parameters():
+                if name.startswith("bias_ih"):
+                    p[H:2 * H] = case.config["value"]
+                elif name.startswith("bias_hh"):
+                    p[H:2 * H] = 0.0
+            output, (h_n, c_n) = lstm(case.tensors["input"])
+        return {"state": {k: v.clone() for k, v in lstm.state_dict().items()},
+                "output": output, "h_n": h_n, "c_n": c_n}
+
+    def compare(self, case, expected, actual):
+        problems = self.compare_parameters(case, expected["state"], actual["state"])
+        if problems:
+            return problems
+        lstm = self.build(case)
+        lstm.load_state_dict(actual["state"])
+        with torch.no_grad():
+            output, (h_n, c_n) = lstm(case.tensors["input"])
+        got = {"output": output, "h_n": h_n, "c_n": c_n}
+        dims = {"output": ("t", "n", "h"), "h_n": ("layer", "n", "h"), "c_n": ("layer", "n", "h")}
+        return [f"after set_forget_bias, nn.LSTM's {p}" for name in dims
+                for p in compare_tensor(name, expected[name], got[name], dims=dims[name],
+                                        rtol=self.rtol, atol=self.atol)]
+
+    def compare_parameters(self, case, expected: dict, actual: dict) -> list[str]:
+        """Which parameters changed that should not, and where b_if + b_hf is not the value."""
+        if set(actual) != set(expected):
+            return ["the module's parameters are no longer those of the nn.LSTM it was given: change "
+                    "their values in place instead of adding, removing or replacing parameters"]
+        H, value = case.config["hidden_size"], case.config["value"]
+        forget = slice(H, 2 * H)
+        before = self.state(case)
+        for name, p in actual.items():
+            if p.shape != expected[name].shape or not p.dtype.is_floating_point:
+                return [f"{name} has shape {shape_str(p.shape)} and dtype {p.dtype}; it should keep "
+                        f"shape {shape_str(expected[name].shape)} and dtype {expected[name].dtype}"]
+            untouched = p.clone()
+            if name.startswith("bias_"):
+                untouched[forget] = before[name][forget]
+            if not torch.equal(untouched, before[name]):
+                rows = (untouched != before[name]).reshape(p.shape[0], -1).any(dim=1).nonzero()[:, 0]
+                where = f"row {int(rows[0])}" + (" (not the forget gate: its rows are "
+                                                 f"[{H}, {2 * H}))" if name.startswith("bias_") else "")
+                return [f"{name} changed at {where}; only the forget-gate rows [H, 2H) = [{H}, {2 * H}) "
+                        "of the biases should change"]
+        problems = []
+        for name in actual:
+            if not name.startswith("bias_ih"):
+                continue
+            partner = name.replace("bias_ih", "bias_hh")
+            total = actual[name][forget] + actual[partner][forget]
+            if torch.allclose(total, torch.full_like(total, value), rtol=self.rtol, atol=self.atol):
+                continue
+            text = (f"b_if + b_hf, rows [{H}, {2 * H}) of {name} plus those of {partner}, is "
+                    f"{total[0].item():.6g} at row {H}, expected {value:g}")
+            old = before[name][forget] + before[partner][forget]
+            if torch.allclose(total, torch.full_like(total, 2 * value)):
+                text += (f": both biases were set to {value:g}, but nn.LSTM adds them, so the gate sees "
+                         f"{2 * value:g}; set one to {value:g} and the other to 0")
+            elif torch.allclose(total, old + value):
+                text += f": {value:g} was added to the random initial biases; set the sum to {value:g}"
+            elif torch.allclose(total, old):
+                text += ": this layer or direction was not changed; every bias_ih_l{k}[_reverse] needs it"
+            problems.append(text)
+        if len(problems) > 2:  # the same mistake in every layer: two examples say it
+            problems[2:] = [f"and the same in {len(problems) - 2} more layers or directions"]
+        return problems
+
+
+check_split_gates = SplitGatesCheck()
+check_lstm_step = LstmStepCheck()
+check_lstm_forward = LstmForwardCheck()
+check_ifog_to_pytorch = IfogToPytorchCheck()
+check_set_forget_bias = SetForgetBiasCheck()

@@ -1,0 +1,156 @@
+"""Chapter 3's hand-written models: the classic misreadings of nn.RNN, computed by our own code.
+
+Used only to name a student's mistake in a hint (the references are torch.nn itself);
+an answer may not call them (they are in the checks' forbidden_functions).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ...checking import Case, state_of
+from ...common import WEIGHTS, recurrence
+
+
+def shape_mistakes(config: dict, expected: dict) -> list[tuple[str, dict]]:
+    """(description, predicted shapes) for the classic misreadings of nn.RNN's shapes."""
+    D = 2 if config["bidirectional"] else 1
+    layers, H, H_in = config["num_layers"], config["hidden_size"], config["input_size"]
+    out, h_n = expected["output"], expected["h_n"]
+    batched = len(config["input_shape"]) == 3
+    found = []
+    if D == 2:
+        found += [("with bidirectional=True, output holds both directions side by side: its last "
+                   "dimension is D * hidden_size, twice hidden_size", {"output": out[:-1] + (H,)}),
+                  ("h_n holds one final state per layer AND per direction: its first dimension is "
+                   "D * num_layers", {"h_n": (layers,) + h_n[1:]})]
+    if batched:
+        N = h_n[1]
+        found += [("batch_first changes only input and output; h_n keeps the batch in its second "
+                   "dimension, (D * num_layers, N, H), not (N, num_layers, H) as some tutorials write",
+                   {"h_n": (N, D * layers, H)}),
+                  ("output follows the input's layout: (L, N, ...) by default, (N, L, ...) with "
+                   "batch_first=True", {"output": (out[1], out[0], out[2])})]
+    else:
+        found += [("unbatched input (L, H_in) gives unbatched results: no batch dimension of size 1",
+                   {"output": (out[0], 1, out[1]), "h_n": (h_n[0], 1, h_n[1])}),
+                  ("unbatched input (L, H_in) gives unbatched results: no batch dimension of size 1",
+                   {"h_n": (h_n[0], 1, h_n[1])})]
+    found += [("output holds the top layer's states only; its size does not depend on num_layers",
+               {"output": out[:-1] + (D * H * layers,)}),
+              ("output holds the top layer's states only; it has no num_layers dimension",
+               {"output": (layers,) + out}),
+              ("h_n is 3-D (2-D unbatched): layers and directions share its first dimension; "
+               "h_n.view(num_layers, D, N, H) is how you separate them",
+               {"h_n": (layers, D) + h_n[1:]}),
+              ("the last dimension of output and h_n is the hidden size, not input_size",
+               {"output": out[:-1] + (D * H_in,), "h_n": h_n[:-1] + (H_in,)})]
+    return found
+
+
+def init_mistakes(input_size: int, hidden_size: int) -> list[tuple[str, float]]:
+    """(description, value) for the bounds that tutorials and slips give instead of 1/sqrt(H)."""
+    return [("1/hidden_size is the classic misreading of PyTorch's U(-sqrt(k), sqrt(k)) with "
+             "k = 1/hidden_size: the square root is lost", 1 / hidden_size),
+            ("the bound depends on hidden_size only, not on input_size (the fan-in of weight_ih_l0): "
+             "nn.Linear uses 1/sqrt(fan_in), nn.RNN does not", 1 / math.sqrt(input_size)),
+            ("the bound depends on hidden_size only, not on input_size", 1 / input_size),
+            ("that is Xavier (Glorot) uniform initialisation, sqrt(6 / (fan_in + fan_out)); nn.RNN "
+             "does not use it", math.sqrt(6 / (input_size + hidden_size))),
+            ("the bound depends on hidden_size only, not on input_size + hidden_size",
+             1 / math.sqrt(input_size + hidden_size)),
+            ("the bound is 1/sqrt(hidden_size), not sqrt(hidden_size)", math.sqrt(hidden_size))]
+
+
+def by_hand(case: Case, mistake: str = "") -> dict[str, torch.Tensor]:
+    """Our own multi-layer (bi)directional RNN over the case, optionally with one classic mistake.
+
+    Used only to recognise a student's mistake in a hint; the reference is nn.RNN itself.
+    """
+    config, state = case.config, state_of(case.tensors)
+    D, layers, H = 2 if config["bidirectional"] else 1, config["num_layers"], config["hidden_size"]
+    act = config["nonlinearity"]
+    if mistake == "other nonlinearity":
+        act = "relu" if act == "tanh" else "tanh"
+    x = case.tensors["input"]
+    x = x.transpose(0, 1) if config["batch_first"] else x        # (L, N, H_in)
+    h_0 = case.tensors.get("h_0")
+    if h_0 is None or mistake == "ignore h_0":
+        h_0 = x.new_zeros(D * layers, x.shape[1], H)              # (D * num_layers, N, H)
+    finals = {}
+    for k in range(layers):
+        halves = []
+        for d in range(D):
+            suffix = f"_l{k}" + ("_reverse" if d else "")
+            w = {name: state.get(name + suffix) for name in WEIGHTS}
+            layer_input = x
+            if mistake == "forward half only" and k > 0:
+                layer_input, w = x[..., :H], dict(w, weight_ih=w["weight_ih"][:, :H])
+            reverse = d == 1 and mistake != "backward not reversed"
+            h = h_0[d * layers + k] if mistake == "h_0 direction-major" else h_0[k * D + d]
+            raw = recurrence(layer_input.flip(0) if reverse else layer_input, h, w, act,
+                             use_bias_hh=mistake != "missing bias_hh")  # (L, N, H), reading order
+            in_time = raw.flip(0) if reverse and mistake != "backward not flipped back" else raw
+            halves.append(in_time)
+            finals[k, d] = in_time[-1] if mistake == "h_n at the last step" else raw[-1]
+        if mistake == "halves swapped":
+            halves = halves[::-1]
+        x = torch.cat(halves, dim=-1)                             # (L, N, D * H)
+    order = sorted(finals, key=lambda kd: (kd[1], kd[0])) if mistake == "h_n direction-major" \
+        else sorted(finals)
+    output = x.transpose(0, 1) if config["batch_first"] else x
+    return {"output": output, "h_n": torch.stack([finals[kd] for kd in order])}
+
+
+BIRNN_MISTAKES = [
+    ("halves swapped", ("output", "h_n"),
+     "the forward and backward halves are swapped: output[..., :H] is the forward direction and "
+     "output[..., H:] the backward one, torch.cat([forward, backward], dim=-1), in every layer"),
+    ("backward not reversed", ("output", "h_n"),
+     "the backward direction must read the sequence from the last step to the first; yours reads it "
+     "from first to last, like the forward direction (only with the _reverse weights)"),
+    ("backward not flipped back", ("output",),
+     "after running the backward direction over the reversed sequence, flip its states back into "
+     "time order: output[t, :, H:] is its state after reading x_L, ..., x_(t+1), back to step t"),
+    ("h_n at the last step", ("h_n",),
+     "the backward direction's final state is the one after it has read the whole sequence, which "
+     "sits at time step 0 of its output (output[0, :, H:]), not at the last step"),
+    ("h_n direction-major", ("h_n",),
+     "h_n is ordered layer by layer, forward then backward within each layer: row layer * 2 + "
+     "direction, so that h_n.view(num_layers, 2, N, H) separates them; yours is ordered direction by "
+     "direction"),
+    ("h_0 direction-major", ("output", "h_n"),
+     "h_0 is indexed like h_n: h_0[layer * D + direction] starts that layer and direction"),
+    ("ignore h_0", ("output", "h_n"),
+     "your result matches starting every layer and direction from zeros: use h_0 when it is given"),
+    ("forward half only", ("output", "h_n"),
+     "layer k > 0 reads both directions of layer k - 1, concatenated: (L, N, 2H), which is why "
+     "weight_ih_l1 has shape (H, 2H)"),
+    ("other nonlinearity", ("output", "h_n"),
+     "your result matches the other nonlinearity: read rnn.nonlinearity ('tanh' or 'relu')"),
+    ("missing bias_hh", ("output", "h_n"),
+     "your result matches leaving out bias_hh: nn.RNN adds both bias_ih and bias_hh"),
+]
+
+
+def gather_mistakes(config: dict, output: torch.Tensor, lengths: torch.Tensor) -> list[tuple[str, dict]]:
+    """(description, {'last': rows}) for the classic ways of reading a padded batch."""
+    tm = output if not config["batch_first"] else output.transpose(0, 1)  # (L, N, H)
+    rows = torch.arange(tm.shape[1])
+    correct = tm[lengths - 1, rows]
+    where = "output[:, -1]" if config["batch_first"] else "output[-1]"
+    found = [(f"your rows are the last time step of the padded batch, {where}: for every sequence "
+              "shorter than the longest that step is padding (zeros after pad_packed_sequence, or the "
+              "state after reading padding). Take each sequence's step lengths[n] - 1", {"last": tm[-1]}),
+             ("your rows are the first time step; the last valid step of sequence n is lengths[n] - 1",
+              {"last": tm[0]}),
+             ("your rows are one step too early: sequence n's last valid step is lengths[n] - 1",
+              {"last": tm[lengths - 2, rows]}),
+             ("your rows are sorted by length; return them in the batch's own order (row n for "
+              "sequence n), as h_n of a packed run does",
+              {"last": correct[torch.sort(lengths, descending=True).indices]})]  # packing's order
+    if config["batch_first"] and int(lengths.max()) <= output.shape[0] and tm.shape[1] <= output.shape[1]:
+        found.append(("with batch_first=True output is (N, L, H): you indexed it as if it were "
+                      "time-major (L, N, H)", {"last": output[lengths - 1, rows]}))
+    return found

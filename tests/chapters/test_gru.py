@@ -1,0 +1,398 @@
+"""The chapter 6 checks accept the reference solution and reject wrong answers.
+
+Wrong answers are made by mutating the reference solution's own source (the
+solution notebook), so every mutant is one plausible student mistake away from
+a correct answer. A check that accepts any of them is a bug.
+"""
+from __future__ import annotations
+
+
+import pytest
+import torch
+from torch import nn
+
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.chapters.gru import (check_cho_gru_step, check_count_parameters, check_gru_forward,
+                                      check_gru_step)
+from rnn_by_hand.chapters.gru.models import cho_gru_cell, count_formula, gru_cell, gru_stack
+from rnn_by_hand.checking import state_of
+from conftest import REPO
+from mutants import mutant_test, student_namespace
+
+NOTEBOOK = REPO / "solutions" / "06-gru" / "gru.ipynb"
+ALL_CHECKS = (check_gru_step, check_gru_forward, check_cho_gru_step, check_count_parameters)
+DTYPE = torch.float64
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return student_namespace(NOTEBOOK)
+
+
+def test_cases_cover_what_the_exercises_promise():
+    step = [c.config for c in check_gru_step.make_cases()]
+    assert {c["batched"] for c in step} == {True, False} and {c["bias"] for c in step} == {True, False}
+    for hidden in (False, True):
+        forward = [c.config for c in check_gru_forward.make_cases(hidden=hidden)]
+        assert any(c["num_layers"] == 2 for c in forward)
+        assert any(c.get("batch_first") for c in forward) and any(not c.get("batch_first") for c in forward)
+        assert {c["h_0"] for c in forward} == {True, False}
+        assert any(c["num_layers"] > 1 and c["input_size"] == c["hidden_size"] for c in forward)
+        counts = [c.config for c in check_count_parameters.make_cases(hidden=hidden)]
+        assert len(counts) >= 20 and {c["mode"] for c in counts} == {"RNN", "GRU", "LSTM"}
+        assert any(c["proj_size"] for c in counts) and any(not c["bias"] for c in counts)
+        assert any(c["bidirectional"] and c["num_layers"] > 1 for c in counts)
+        assert all(c["mode"] == "LSTM" for c in counts if c["proj_size"])
+    assert {c["bias"] for c in (c.config for c in check_cho_gru_step.make_cases())} == {True, False}
+
+
+# Each mutant: (check, cell, source text, replacement, words the feedback must contain)
+PAPER = "as Cho et al. (2014) write it"
+SWAPPED_Z = "h_t = z * n + (1 - z) * h_prev"
+OUTSIDE = "r * (W_hn h) + b_hn"
+STEP_CHUNKS = "gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)  # (N, H) each, in PyTorch's order r, z, n\n    gh_r, gh_z, gh_n"
+FORWARD_CHUNKS = "gi_r, gi_z, gi_n = gi[t].chunk(3, dim=-1)     # (N, H) each, order r, z, n\n            gh_r, gh_z, gh_n"
+CHO_CHUNKS = ("gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)                # (N, H) each, order r, z, n\n"
+              "    gh_r, gh_z = ")
+MUTANTS = {
+    # gru_step
+    "step: paper's form": (check_gru_step, "gru_step", "n = torch.tanh(gi_n + r * gh_n)",
+                           "n = torch.tanh(gi_n + (r * h_prev) @ weight_hh[2 * h_prev.shape[-1]:].T"
+                           " + (0 if bias_hh is None else bias_hh[2 * h_prev.shape[-1]:]))", PAPER),
+    "step: z and 1 - z swapped": (check_gru_step, "gru_step", "return (1 - z) * n + z * h_prev",
+                                  "return z * n + (1 - z) * h_prev", SWAPPED_Z),
+    "step: gate order z, r, n": (check_gru_step, "gru_step", STEP_CHUNKS,
+                                 STEP_CHUNKS.replace("gi_r, gi_z", "gi_z, gi_r").replace("gh_r, gh_z", "gh_z, gh_r"),
+                                 "reading the three stacked blocks as z, r, n"),
+    "step: gate order r, n, z": (check_gru_step, "gru_step", STEP_CHUNKS,
+                                 STEP_CHUNKS.replace("gi_z, gi_n", "gi_n, gi_z").replace("gh_z, gh_n", "gh_n, gh_z"),
+                                 "reading the three stacked blocks as r, n, z"),
+    "step: only bias_ih": (check_gru_step, "gru_step", "gh = gh + bias_hh", "gh = gh", "leaving out bias_hh"),
+    "step: only bias_hh": (check_gru_step, "gru_step", "gi = gi + bias_ih", "gi = gi", "leaving out bias_ih"),
+    "step: both biases on the input side": (check_gru_step, "gru_step",
+                                            "gi = gi + bias_ih\n        gh = gh + bias_hh",
+                                            "gi = gi + bias_ih + bias_hh\n        gh = gh", OUTSIDE),
+    "step: r outside b_hn": (check_gru_step, "gru_step", "n = torch.tanh(gi_n + r * gh_n)",
+                             "n = torch.tanh(gi_n + r * gh_n + (1 - r) * (0 if bias_hh is None "
+                             "else bias_hh[2 * h_prev.shape[-1]:]))", OUTSIDE),
+    "step: tanh on z": (check_gru_step, "gru_step", "z = torch.sigmoid(gi_z + gh_z)",
+                        "z = torch.tanh(gi_z + gh_z)", "tanh on the update gate z"),
+    "step: sigmoid on n": (check_gru_step, "gru_step", "n = torch.tanh(gi_n + r * gh_n)",
+                           "n = torch.sigmoid(gi_n + r * gh_n)", "the sigmoid on the new gate n"),
+    "step: float32 arithmetic": (check_gru_step, "gru_step", "return (1 - z) * n + z * h_prev",
+                                 "return ((1 - z) * n + z * h_prev).float().double()", "float32"),
+    # gru_forward: the step's mistakes, and the wiring of the layers
+    "forward: paper's form": (check_gru_forward, "gru_forward", "n = torch.tanh(gi_n + r * gh_n)",
+                              "n = torch.tanh(gi_n + (r * h) @ weight_hh[2 * H:].T"
+                              " + (0 if bias_hh is None else bias_hh[2 * H:]))", PAPER),
+    "forward: z and 1 - z swapped": (check_gru_forward, "gru_forward", "h = (1 - z) * n + z * h",
+                                     "h = z * n + (1 - z) * h", SWAPPED_Z),
+    "forward: gate order z, r, n": (check_gru_forward, "gru_forward", FORWARD_CHUNKS,
+                                    FORWARD_CHUNKS.replace("gi_r, gi_z", "gi_z, gi_r").replace("gh_r, gh_z", "gh_z, gh_r"),
+                                    "reading the three stacked blocks as z, r, n"),
+    "forward: gate order r, n, z": (check_gru_forward, "gru_forward", FORWARD_CHUNKS,
+                                    FORWARD_CHUNKS.replace("gi_z, gi_n", "gi_n, gi_z").replace("gh_z, gh_n", "gh_n, gh_z"),
+                                    "reading the three stacked blocks as r, n, z"),
+    "forward: only bias_ih": (check_gru_forward, "gru_forward", "gh = gh + bias_hh", "gh = gh",
+                              "leaving out bias_hh"),
+    "forward: r outside b_hn": (check_gru_forward, "gru_forward", "n = torch.tanh(gi_n + r * gh_n)",
+                                "n = torch.tanh(gi_n + r * gh_n + (1 - r) * (0 if bias_hh is None "
+                                "else bias_hh[2 * H:]))", OUTSIDE),
+    "forward: every layer reads the input": (check_gru_forward, "gru_forward", "gi = layer_input @ weight_ih.T",
+                                             "gi = x @ weight_ih.T", "the outputs h_t of layer k - 1"),
+    "forward: layers not chained": (check_gru_forward, "gru_forward",
+                                    "layer_input = torch.stack(outputs)", "outputs = torch.stack(outputs)",
+                                    "the outputs h_t of layer k - 1"),
+    "forward: every layer starts from h_0[0]": (check_gru_forward, "gru_forward", "h = h_0[k]", "h = h_0[0]",
+                                                "its own initial state h_0[k]"),
+    "forward: h_n of the top layer only": (check_gru_forward, "gru_forward",
+                                           "output, h_n = layer_input, torch.stack(finals)",
+                                           "output, h_n = layer_input, finals[-1].unsqueeze(0)",
+                                           "num_layers * num_directions = 2 final states"),
+    "forward: h_n layers reversed": (check_gru_forward, "gru_forward",
+                                     "output, h_n = layer_input, torch.stack(finals)",
+                                     "output, h_n = layer_input, torch.stack(finals[::-1])",
+                                     "in reverse order"),
+    "forward: h_0 ignored": (check_gru_forward, "gru_forward", "if h_0 is None:", "if True:",
+                             "starting from zeros"),
+    "forward: batch_first output left time-major": (check_gru_forward, "gru_forward",
+                                                    "output = output.transpose(0, 1)", "pass",
+                                                    "because batch_first=True"),
+    # cho_gru_step
+    "cho: PyTorch's form": (check_cho_gru_step, "cho_gru_step", "(r * h_prev) @ weight_hh[2 * H:].T",
+                            "r * (h_prev @ weight_hh[2 * H:].T)", "matches PyTorch's form"),
+    "cho: z and 1 - z swapped": (check_cho_gru_step, "cho_gru_step", "return (1 - z) * n + z * h_prev",
+                                 "return z * n + (1 - z) * h_prev", SWAPPED_Z),
+    "cho: gate order z, r, n": (check_cho_gru_step, "cho_gru_step", CHO_CHUNKS,
+                                CHO_CHUNKS.replace("gi_r, gi_z", "gi_z, gi_r").replace("gh_r, gh_z", "gh_z, gh_r"),
+                                "reading the three stacked blocks as z, r, n"),
+    "cho: no bias": (check_cho_gru_step, "cho_gru_step", "gi = gi + bias", "gi = gi", "leaving out the bias"),
+    "cho: b_n inside the reset gate": (check_cho_gru_step, "cho_gru_step",
+                                       "n = torch.tanh(gi_n + (r * h_prev) @ weight_hh[2 * H:].T)",
+                                       "b_n = 0 if bias is None else bias[2 * H:]\n"
+                                       "    n = torch.tanh(gi_n - b_n + r * (h_prev @ weight_hh[2 * H:].T + b_n))",
+                                       "r * (W_hn h + b_n)"),
+    # count_parameters
+    "count: one bias": (check_count_parameters, "count_parameters", "per_direction += 2 * blocks * hidden_size",
+                        "per_direction += blocks * hidden_size", "a single bias vector"),
+    "count: no bidirectional doubling of layer k > 0": (check_count_parameters, "count_parameters",
+                                                        "else D * H_out", "else H_out",
+                                                        "reads both directions' outputs concatenated"),
+    "count: layer k > 0 reads input_size": (check_count_parameters, "count_parameters",
+                                            "else D * H_out", "else input_size", "reading input_size features"),
+    "count: GRU with four blocks": (check_count_parameters, "count_parameters", '"GRU": 3', '"GRU": 4',
+                                    "4 gate block(s) per weight for nn.GRU"),
+    "count: LSTM with three blocks": (check_count_parameters, "count_parameters", '"LSTM": 4', '"LSTM": 3',
+                                      "3 gate block(s) per weight for nn.LSTM"),
+    "count: one direction": (check_count_parameters, "count_parameters", "total += D * per_direction",
+                             "total += per_direction", "counting one direction"),
+    "count: bias=False ignored": (check_count_parameters, "count_parameters", "if bias:", "if True:",
+                                  "although bias=False"),
+    "count: weight_hr left out": (check_count_parameters, "count_parameters",
+                                  "per_direction += proj_size * hidden_size", "pass", "leaves out weight_hr"),
+    "count: float division": (check_count_parameters, "count_parameters", "return total",
+                              "return total / 1", "should return an int, got a float"),
+}
+
+
+test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
+
+# For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
+# the work to torch.nn: (answer cell it follows, source, exercises it loses).
+LIBRARY_ANSWER = ("gru_step", "def gru_step(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None):\n"
+                             "    return torch.gru_cell(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)",
+                  ["gru_step"])
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("gi = layer_input @ weight_ih.T", "gi = x @ weight_ih.T", "your layer k > 0 reads the input of the network"),
+    ("h = h_0[k]", "h = h_0[0]", "every layer of yours starts from h_0[0]"),
+    ("        finals.append(h)\n    output, h_n = layer_input,",
+     "        finals.append(h)\n        first = layer_input if k == 0 else first\n    output, h_n = first,",
+     "your output holds the states of the first layer"),
+])
+def test_wiring_mistakes_are_named_by_value_when_the_shapes_allow(old, new, words):
+    """With input_size == hidden_size a miswired stack runs; the hint still names the mistake."""
+    namespace = student_namespace(NOTEBOOK, mutation=("gru_forward", old, new))
+    case = check_gru_forward.make_cases()[2]  # unbatched, two layers, input_size == hidden_size == 4
+    assert case.config["input_size"] == case.config["hidden_size"] and case.config["num_layers"] == 2
+    actual = check_gru_forward.run_student_guarded(namespace["gru_forward"], case)
+    assert check_gru_forward.compare(case, check_gru_forward.run_reference(case), actual)
+    assert words in check_gru_forward.hint(case, actual)
+
+
+def test_feedback_names_output_case_and_index(solution):
+    def h_n_squeezed(*args, **kwargs):
+        output, h_n = solution["gru_forward"](*args, **kwargs)
+        return output, h_n[-1]
+    with pytest.raises(CheckFailure) as failure:
+        check_gru_forward(h_n_squeezed, quiet=True)
+    message = str(failure.value)
+    assert "gru_forward does not match torch.nn.GRU on case 1 of 4" in message
+    assert "h_n has shape (3, 6), expected (2, 3, 6), laid out as (num_layers, N, H)" in message
+
+
+def test_first_differing_time_step_is_reported(solution):
+    def late_error(*args, **kwargs):
+        output, h_n = solution["gru_forward"](*args, **kwargs)
+        output = output.clone()
+        output[3] += 1.0  # time step 3 in the time-major case
+        return output, h_n
+    with pytest.raises(CheckFailure, match=r"output\[t=3, n=0, h=0\] is .* expected .*largest error 1"):
+        check_gru_forward(late_error, quiet=True)
+
+
+def test_count_feedback_names_the_module_and_the_difference(solution):
+    def one_more(*args, **kwargs):
+        return solution["count_parameters"](*args, **kwargs) + 1
+    with pytest.raises(CheckFailure) as failure:
+        check_count_parameters(one_more, quiet=True)
+    message = str(failure.value)
+    assert "on case 1 of 24 (mode='GRU', input_size=4, hidden_size=3" in message
+    assert "the count is 82, expected 81, the number of parameters of this nn.GRU (+1)" in message
+
+
+@pytest.mark.parametrize("result, words", [
+    (lambda out, h_n: out, "should return a tuple (output, h_n), got a Tensor"),
+    (lambda out, h_n: (out, h_n, h_n), "should return a tuple (output, h_n), got a tuple of 3"),
+    (lambda out, h_n: (out, h_n.numpy()), "h_n should be a torch.Tensor, got a numpy.ndarray"),
+    (lambda out, h_n: (out.float(), h_n), "output has dtype torch.float32, expected torch.float64"),
+    (lambda out, h_n: (out * float("nan"), h_n), "not a finite number"),
+])
+def test_wrong_return_values_get_clear_messages(solution, result, words):
+    def student(*args, **kwargs):
+        return result(*solution["gru_forward"](*args, **kwargs))
+    with pytest.raises(CheckFailure) as failure:
+        check_gru_forward(student, quiet=True)
+    assert words in str(failure.value)
+
+
+@pytest.mark.parametrize("check, student, words", [
+    (check_gru_step, lambda *args: (args[1], args[1]), "h_t should be a torch.Tensor, got a tuple of 2"),
+    (check_cho_gru_step, lambda x_t, h, *rest: h[..., :1], "h_t has shape (3, 1), expected (3, 5)"),
+    (check_count_parameters, lambda *args, **kwargs: "72", "should return an int, got a str"),
+    (check_count_parameters, lambda *args, **kwargs: torch.tensor(81), None),  # an integer tensor is an int
+    (check_count_parameters, lambda *args, **kwargs: True, "should return an int, got a bool"),
+])
+def test_malformed_answers_get_clear_messages(check, student, words):
+    with pytest.raises(CheckFailure) as failure:
+        check(student, quiet=True)
+    if words is not None:
+        assert words in str(failure.value)
+    else:  # the first case's count is 81: accepted, then a later case fails on its value
+        assert "case 2 of 24" in str(failure.value) and "the count is 81" in str(failure.value)
+
+
+def test_student_exceptions_become_feedback_not_tracebacks():
+    def not_done(*args, **kwargs):
+        raise NotImplementedError()
+
+    def crashes(x_t, h_prev, weight_ih, *rest):
+        return x_t @ weight_ih  # wrong orientation: a shape error inside torch
+    for check in ALL_CHECKS:
+        with pytest.raises(CheckFailure, match="not implemented yet"):
+            check(not_done)
+    with pytest.raises(CheckFailure) as failure:
+        check_gru_step(crashes)
+    message = str(failure.value)
+    assert message.startswith("gru_step raised RuntimeError: ")
+    assert "return x_t @ weight_ih" in message and failure.value.__cause__ is None
+
+
+def test_in_place_edits_are_reported(solution):
+    def edits_h_prev(x_t, h_prev, *weights):
+        h_t = solution["gru_step"](x_t, h_prev, *weights)
+        h_prev.zero_()
+        return h_t
+
+    def edits_params(input, h_0, params, num_layers, batch_first=False):
+        result = solution["gru_forward"](input, h_0, params, num_layers, batch_first)
+        params["weight_hh_l0"].zero_()
+        return result
+
+    def pops_params(input, h_0, params, num_layers, batch_first=False):
+        result = solution["gru_forward"](input, h_0, params, num_layers, batch_first)
+        params.pop("weight_hh_l0")
+        return result
+    with pytest.raises(CheckFailure, match="changed one of its input tensors in place"):
+        check_gru_step(edits_h_prev)
+    with pytest.raises(CheckFailure, match=r"changed the params dict it was given \(weight_hh_l0\)"):
+        check_gru_forward(edits_params)
+    with pytest.raises(CheckFailure, match=r"changed the params dict it was given \(its keys\)"):
+        check_gru_forward(pops_params)
+
+
+def test_registry_lists_every_chapter_six_check():
+    assert {f"06-gru/{name}" for name in ("gru_step", "gru_forward", "cho_gru_step", "count_parameters")} \
+        <= set(CHECKS)
+
+
+def test_reference_really_is_torch_nn():
+    """The references come from the modules: a changed weight changes the expected output."""
+    case = check_gru_forward.make_cases()[1]  # two layers, batch_first, h_0 None
+    t = case.tensors
+    gru = nn.GRU(3, 5, num_layers=2, batch_first=True, dtype=DTYPE)
+    gru.load_state_dict(state_of(t))
+    output, h_n = gru(t["input"])
+    expected = check_gru_forward.run_reference(case)
+    assert torch.equal(expected["output"], output) and torch.equal(expected["h_n"], h_n)
+    t["state.bias_hh_l1"] = t["state.bias_hh_l1"] * 2
+    assert not torch.allclose(check_gru_forward.run_reference(case)["output"], output)
+    count_case = check_count_parameters.make_cases()[3]  # the LSTM with a projection
+    lstm = nn.LSTM(6, 8, num_layers=2, bidirectional=True, proj_size=3)
+    assert check_count_parameters.run_reference(count_case)["count"] == sum(p.numel() for p in lstm.parameters())
+
+
+def test_answers_that_call_torch_nn_are_rejected():
+    def cell(x_t, h_prev, w_ih, w_hh, b_ih=None, b_hh=None):
+        gru = nn.GRUCell(w_ih.shape[1], w_ih.shape[0] // 3, bias=b_ih is not None, dtype=x_t.dtype)
+        gru.load_state_dict({k: v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
+                                                   bias_hh=b_hh).items() if v is not None})
+        return gru(x_t, h_prev)
+
+    def module(input, h_0, params, num_layers, batch_first=False):
+        gru = nn.GRU(params["weight_ih_l0"].shape[1], params["weight_hh_l0"].shape[1], num_layers,
+                     bias="bias_ih_l0" in params, batch_first=batch_first, dtype=input.dtype)
+        gru.load_state_dict(params)
+        return gru(input, h_0)
+    for check, student in ((check_gru_step, cell), (check_gru_forward, module)):
+        with pytest.raises(CheckFailure, match="is not written by hand: it calls torch's built-in gru"):
+            check(student, quiet=True)
+    # the trap is removed afterwards: torch.nn works again for everyone else
+    nn.GRU(2, 3)(torch.randn(4, 1, 2))
+    nn.GRUCell(2, 3)(torch.randn(1, 2))
+
+
+# -- the autograder's own GRUs ----------------------------------------------------------
+
+def by_hand_cho(x, h, weight_ih, weight_hh, bias):
+    """Cho et al.'s step for one unbatched vector, unit by unit with Python sums."""
+    H, H_in = h.shape[0], x.shape[0]
+    W, U = weight_ih.tolist(), weight_hh.tolist()
+    x, h, b = x.tolist(), h.tolist(), bias.tolist()
+    sig = lambda a: 1 / (1 + torch.exp(-torch.tensor(a, dtype=DTYPE)).item())  # noqa: E731
+    r = [sig(sum(W[j][i] * x[i] for i in range(H_in)) + sum(U[j][i] * h[i] for i in range(H)) + b[j])
+         for j in range(H)]
+    z = [sig(sum(W[H + j][i] * x[i] for i in range(H_in)) + sum(U[H + j][i] * h[i] for i in range(H))
+             + b[H + j]) for j in range(H)]
+    reset = [r[i] * h[i] for i in range(H)]
+    n = [torch.tanh(torch.tensor(sum(W[2 * H + j][i] * x[i] for i in range(H_in))
+                                 + sum(U[2 * H + j][i] * reset[i] for i in range(H)) + b[2 * H + j],
+                                 dtype=DTYPE)).item() for j in range(H)]
+    return torch.tensor([(1 - z[j]) * n[j] + z[j] * h[j] for j in range(H)], dtype=DTYPE)
+
+
+def test_cho_reference_equals_a_hand_computation():
+    H_in, H = 3, 4
+    weight_ih, weight_hh = torch.randn(3 * H, H_in, dtype=DTYPE), torch.randn(3 * H, H, dtype=DTYPE)
+    bias = torch.randn(3 * H, dtype=DTYPE)
+    x, h = torch.randn(2, H_in, dtype=DTYPE), torch.randn(2, H, dtype=DTYPE)
+    batched = cho_gru_cell(x, h, weight_ih, weight_hh, bias)
+    for row in range(2):
+        expected = by_hand_cho(x[row], h[row], weight_ih, weight_hh, bias)
+        torch.testing.assert_close(batched[row], expected)
+        torch.testing.assert_close(cho_gru_cell(x[row], h[row], weight_ih, weight_hh, bias), expected)
+    without = cho_gru_cell(x, h, weight_ih, weight_hh)
+    torch.testing.assert_close(without[0], by_hand_cho(x[0], h[0], weight_ih, weight_hh, torch.zeros(3 * H)))
+
+
+def test_cho_reference_differs_from_nn_gru_and_agrees_where_it_must():
+    """The paper's form is another function; with r pinned at 1 the two forms coincide."""
+    cell = nn.GRUCell(3, 4, dtype=DTYPE)
+    x, h = torch.randn(5, 3, dtype=DTYPE), torch.randn(5, 4, dtype=DTYPE)
+    with torch.no_grad():
+        cell.bias_hh.zero_()  # one bias, on the input side, as in the paper's form
+        w = (cell.weight_ih.clone(), cell.weight_hh.clone(), cell.bias_ih.clone())
+        assert (cho_gru_cell(x, h, *w) - cell(x, h)).abs().max() > 1e-3
+        cell.bias_ih[:4] = 1e3  # r = sigmoid(huge) = 1: r * (W h) = W (r * h)
+        pinned = cell.bias_ih.clone()
+        torch.testing.assert_close(cho_gru_cell(x, h, w[0], w[1], pinned), cell(x, h))
+
+
+def test_hint_gru_agrees_with_nn_gru_when_read_correctly():
+    """The hand-written stack used for hints is nn.GRU when no mistake is asked for."""
+    gru = nn.GRU(3, 5, num_layers=3, dtype=DTYPE)
+    x, h_0 = torch.randn(4, 2, 3, dtype=DTYPE), torch.randn(3, 2, 5, dtype=DTYPE)
+    params = {k: v.detach() for k, v in gru.state_dict().items()}
+    output, h_n = gru_stack(x, h_0, params, 3)
+    ref_output, ref_h_n = gru(x, h_0)
+    torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(h_n, ref_h_n)
+    w = {k: params[k + "_l0"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    one = {"weight_ih": w["weight_ih"], "weight_hh": w["weight_hh"], "bias_ih": w["bias_ih"], "bias_hh": None}
+    torch.testing.assert_close(gru_cell(x[0], h_0[0], one, reset="before"),
+                               cho_gru_cell(x[0], h_0[0], w["weight_ih"], w["weight_hh"], w["bias_ih"]))
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])
+def test_count_formula_is_the_real_count(mode):
+    """The formula the hints vary is exact, on real (CPU) modules, for every flag."""
+    module = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}[mode]
+    for num_layers in (1, 3):
+        for bias in (True, False):
+            for bidirectional in (True, False):
+                for proj_size in ((0, 2) if mode == "LSTM" else (0,)):
+                    args = dict(num_layers=num_layers, bias=bias, bidirectional=bidirectional)
+                    args |= dict(proj_size=proj_size) if mode == "LSTM" else {}
+                    real = sum(p.numel() for p in module(4, 5, **args).parameters())
+                    assert count_formula(mode, 4, 5, **args) == real, args

@@ -1,0 +1,214 @@
+"""The chapter 1 checks accept the reference solution and reject wrong answers.
+
+Wrong answers are made by mutating the reference solution's own source (the
+solution notebook), so every mutant is one plausible student mistake away from
+a correct answer. A check that accepts any of them is a bug.
+"""
+from __future__ import annotations
+
+
+import pytest
+import torch
+from torch import nn
+
+from rnn_by_hand import CHECKS, CheckFailure
+from rnn_by_hand.checks import check_my_rnn, check_rnn_forward, check_rnn_step
+from conftest import REPO
+from submissions import RNN_BY_NN
+from mutants import mutant_test, student_namespace
+
+NOTEBOOK = REPO / "solutions" / "01-recurrence" / "recurrence.ipynb"
+
+
+@pytest.fixture(scope="module")
+def solution():
+    return student_namespace(NOTEBOOK)
+
+
+# Each mutant: (exercise check, cell, source text, replacement, words the feedback must contain)
+MUTANTS = {
+    "step: missing bias_hh": (check_rnn_step, "rnn_step", "pre + bias_ih + bias_hh", "pre + bias_ih",
+                              "leaving out bias_hh"),
+    "step: relu instead of tanh": (check_rnn_step, "rnn_step", 'torch.tanh(pre) if nonlinearity == "tanh"',
+                                   'torch.relu(pre) if nonlinearity == "tanh"', "nonlinearity='relu'"),
+    "step: tanh always": (check_rnn_step, "rnn_step", "else torch.relu(pre)", "else torch.tanh(pre)",
+                          "nonlinearity='tanh'"),
+    "step: weight not transposed": (check_rnn_step, "rnn_step", "h_prev @ weight_hh.T", "h_prev @ weight_hh",
+                                    "h_t["),
+    "step: float32 arithmetic": (check_rnn_step, "rnn_step", "return torch.tanh(pre)",
+                                 "return torch.tanh(pre.float()).double()", "float32"),
+    "forward: missing bias_hh": (check_rnn_forward, "rnn_forward", "recurrent = recurrent + bias_hh",
+                                 "recurrent = recurrent", "leaving out bias_hh"),
+    "forward: missing bias_ih": (check_rnn_forward, "rnn_forward", "projected = projected + bias_ih",
+                                 "projected = projected", "leaving out bias_ih"),
+    "forward: relu always": (check_rnn_forward, "rnn_forward", 'h = torch.tanh(pre) if nonlinearity == "tanh"',
+                             'h = torch.relu(pre) if nonlinearity == "tanh"', "nonlinearity='relu'"),
+    "forward: h_n without layer dim": (check_rnn_forward, "rnn_forward", "h_n = h.unsqueeze(0)", "h_n = h",
+                                       "leading (num_layers * num_directions) dimension is missing"),
+    "forward: batch_first read as time-major": (check_rnn_forward, "rnn_forward",
+                                                "if batched and batch_first:\n        x = x.transpose(0, 1)",
+                                                "if False:\n        pass", "batch_first"),
+    "forward: batch_first output left time-major": (check_rnn_forward, "rnn_forward",
+                                                    "output = output.transpose(0, 1)", "pass",
+                                                    "(N, L, H) because batch_first=True"),
+    "forward: output of the previous step": (check_rnn_forward, "rnn_forward",
+                                             'h = torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)\n'
+                                             "        states.append(h)",
+                                             "states.append(h)\n"
+                                             '        h = torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)',
+                                             "not the one before it"),
+    "forward: h_n from the first step": (check_rnn_forward, "rnn_forward", "h_n = h.unsqueeze(0)",
+                                         "h_n = states[0].unsqueeze(0)", "not the first"),
+    "forward: unbatched keeps batch dim": (check_rnn_forward, "rnn_forward",
+                                           "return output.squeeze(1), h_n.squeeze(1)",
+                                           "return output, h_n", "extra dimension of size 1"),
+    "module: only the last layer's h_n": (check_my_rnn, "MyRNN", "torch.cat(finals)", "finals[-1]",
+                                          "one from each layer"),
+    "module: init U(-1/H, 1/H)": (check_my_rnn, "MyRNN", "bound = 1 / math.sqrt(self.hidden_size)",
+                                  "bound = 1 / self.hidden_size", "not U(-1/H, 1/H)"),
+    "module: init standard normal": (check_my_rnn, "MyRNN", "nn.init.uniform_(parameter, -bound, bound)",
+                                     "nn.init.normal_(parameter)", "U(-1/sqrt(H), 1/sqrt(H))"),
+    "module: wrong parameter name": (check_my_rnn, "MyRNN", 'f"weight_hh_l{k}", nn.Parameter',
+                                     'f"w_hh_l{k}", nn.Parameter', "no parameter named 'weight_hh_l0'"),
+    "module: layer k>0 input size": (check_my_rnn, "MyRNN", "layer_input = input_size if k == 0 else hidden_size",
+                                     "layer_input = input_size", "its input size is hidden_size"),
+    "module: every layer reads the input": (check_my_rnn, "MyRNN",
+                                            "layer_input, h_n_k = rnn_forward(layer_input,",
+                                            "_, h_n_k = rnn_forward(layer_input,", "output has shape (5, 3, 4), expected (5, 3, 6)"),
+    "module: ignores h_0": (check_my_rnn, "MyRNN", "h_0_k = None if h_0 is None else h_0[k:k + 1]",
+                            "h_0_k = None", "output["),
+    "module: one bias per layer": (check_my_rnn, "MyRNN",
+                                   '                setattr(self, f"bias_hh_l{k}", nn.Parameter(torch.empty(hidden_size)))\n',
+                                   "", "no parameter named 'bias_hh_l0'"),
+}
+
+
+test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
+
+# For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
+# the work to torch.nn: (answer cell it follows, source, exercises it loses).
+LIBRARY_ANSWER = ("rnn_forward", RNN_BY_NN, ["rnn_forward", "MyRNN"])  # MyRNN reuses rnn_forward
+
+
+def test_feedback_names_output_case_and_index(solution):
+    def h_n_squeezed(*args, **kwargs):
+        output, h_n = solution["rnn_forward"](*args, **kwargs)
+        return output, h_n[0]
+    with pytest.raises(CheckFailure) as failure:
+        check_rnn_forward(h_n_squeezed, quiet=True)
+    message = str(failure.value)
+    assert "rnn_forward does not match torch.nn.RNN on case 1 of 4" in message
+    assert "h_n has shape (3, 6), expected (1, 3, 6)" in message
+
+
+def test_first_differing_time_step_is_reported(solution):
+    def late_error(input, h_0, *weights, **kwargs):
+        output, h_n = solution["rnn_forward"](input, h_0, *weights, **kwargs)
+        output = output.clone()
+        output[2] += 1.0  # time step 2 in the time-major case
+        return output, h_n
+    with pytest.raises(CheckFailure, match=r"output\[t=2, n=0, h=0\] is .* expected .*largest error 1"):
+        check_rnn_forward(late_error, quiet=True)
+
+
+@pytest.mark.parametrize("result, words", [
+    (lambda out, h: [out, h, out], "should return a tuple (output, h_n), got a list of 3"),
+    (lambda out, h: out, "should return a tuple (output, h_n), got a Tensor"),
+    (lambda out, h: (out.numpy(), h), "output should be a torch.Tensor, got a numpy.ndarray"),
+    (lambda out, h: (out.float(), h), "output has dtype torch.float32, expected torch.float64"),
+    (lambda out, h: (out * float("nan"), h), "not a finite number"),
+])
+def test_wrong_return_values_get_clear_messages(solution, result, words):
+    def student(*args, **kwargs):
+        return result(*solution["rnn_forward"](*args, **kwargs))
+    with pytest.raises(CheckFailure) as failure:
+        check_rnn_forward(student, quiet=True)
+    assert words in str(failure.value)
+
+
+def test_student_exceptions_become_feedback_not_tracebacks():
+    def not_done(*args, **kwargs):
+        raise NotImplementedError()
+
+    def crashes(x_t, h_prev, weight_ih, *rest, **kwargs):
+        return x_t @ weight_ih  # wrong orientation: a shape error inside torch
+    with pytest.raises(CheckFailure, match="not implemented yet"):
+        check_rnn_step(not_done)
+    with pytest.raises(CheckFailure) as failure:
+        check_rnn_step(crashes)
+    message = str(failure.value)
+    assert message.startswith("rnn_step raised RuntimeError: ")
+    assert "return x_t @ weight_ih" in message and failure.value.__cause__ is None
+
+
+def test_in_place_edits_of_inputs_are_reported(solution):
+    def edits_h_prev(x_t, h_prev, *weights, **kwargs):
+        h_t = solution["rnn_step"](x_t, h_prev, *weights, **kwargs)
+        h_prev.zero_()
+        return h_t
+    with pytest.raises(CheckFailure, match="changed one of its input tensors in place"):
+        check_rnn_step(edits_h_prev)
+
+
+def test_module_must_be_a_module_and_load_state_dicts(solution):
+    class NotAModule:
+        def __init__(self, *args, **kwargs):
+            pass
+    with pytest.raises(CheckFailure, match="should be an nn.Module"):
+        check_my_rnn(NotAModule)
+    with pytest.raises(CheckFailure, match="expects a class"):
+        check_my_rnn(solution["rnn_forward"])
+
+
+def test_registry_lists_every_chapter_one_check():
+    assert {"01-recurrence/rnn_step", "01-recurrence/rnn_forward", "01-recurrence/MyRNN"} <= set(CHECKS)
+
+
+def test_reference_really_is_torch_nn():
+    """The reference comes from the module: changing a weight changes the expected output."""
+    case = check_rnn_forward.make_cases()[0]
+    expected = check_rnn_forward.run_reference(case)["output"]
+    case.tensors["weight_hh"] = case.tensors["weight_hh"] * 0
+    rnn = nn.RNN(4, 6, dtype=torch.float64)
+    with torch.no_grad():
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(rnn, k + "_l0").copy_(case.tensors[k])
+    assert torch.allclose(check_rnn_forward.run_reference(case)["output"],
+                          rnn(case.tensors["input"], case.tensors["h_0"])[0])
+    assert not torch.allclose(check_rnn_forward.run_reference(case)["output"], expected)
+
+
+@pytest.mark.parametrize("check, wrapper", [
+    (check_rnn_step, lambda x_t, h_prev, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh":
+        _cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity)),
+    (check_rnn_forward, lambda input, h_0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
+        batch_first=False: _module(input, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first)),
+])
+def test_answers_that_call_torch_nn_are_rejected(check, wrapper):
+    with pytest.raises(CheckFailure, match="is not written by hand: it calls torch's built-in rnn_"):
+        check(wrapper, quiet=True)
+    # the trap is removed afterwards: torch.nn works again for everyone else
+    nn.RNN(2, 3)(torch.randn(4, 1, 2))
+
+
+def test_module_subclassing_nn_rnn_is_rejected():
+    class Wrapped(nn.RNN):
+        pass
+    with pytest.raises(CheckFailure, match="not written by hand"):
+        check_my_rnn(Wrapped, quiet=True)
+
+
+def _cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity):
+    cell = nn.RNNCell(w_ih.shape[1], w_ih.shape[0], bias=b_ih is not None,
+                      nonlinearity=nonlinearity, dtype=x_t.dtype)
+    cell.load_state_dict({k: v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
+                                                bias_hh=b_hh).items() if v is not None})
+    return cell(x_t, h_prev)
+
+
+def _module(input, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first):
+    rnn = nn.RNN(w_ih.shape[1], w_ih.shape[0], bias=b_ih is not None, nonlinearity=nonlinearity,
+                 batch_first=batch_first, dtype=input.dtype)
+    rnn.load_state_dict({k + "_l0": v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
+                                                       bias_hh=b_hh).items() if v is not None})
+    return rnn(input, h_0)
