@@ -59,6 +59,15 @@ def test_get_batch_windows_targets_and_the_last_short_window():
         get_batch(source, 9, 4)
 
 
+def test_get_batch_docstring_example_five_rows_bptt_two():
+    """The docstring's picture: 5 rows, bptt 2 -> windows at rows 0 and 2 only."""
+    source = batchify(torch.arange(20), 4)        # (5, 4)
+    assert list(range(0, source.size(0) - 1, 2)) == [0, 2]
+    assert [get_batch(source, i, 2)[0].size(0) for i in (0, 2)] == [2, 2]
+    with pytest.raises(ValueError, match="no window starts at row 4"):
+        get_batch(source, 4, 2)
+
+
 def test_corpus_from_a_folder():
     corpus = Corpus.from_folder(FIXTURE)
     lines = (FIXTURE / "train.txt").read_text().splitlines()

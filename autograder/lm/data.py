@@ -137,14 +137,16 @@ def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:
 def get_batch(source: torch.Tensor, i: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The BPTT window that starts at row i: inputs and the next words as targets.
 
-    With bptt = 2 on a source of 5 rows, windows start at rows 0, 2 and 4 (range(0, rows - 1, bptt)):
+    With bptt = 2 on a source of 5 rows, windows start at rows 0 and 2 (range(0, rows - 1, bptt)
+    is range(0, 4, 2)); no window starts at row 4, the last row, which has no row below it:
 
         row 0  a f k p ┐ inputs  i=0        targets are the rows one below:
         row 1  b g l q ┘         ┐ targets  i=0  -> rows 1..2
         row 2  c h m r ┐ inputs  ┘ i=2      i=2  -> rows 3..4
         row 3  d i n s ┘         ┐
-        row 4  e j o t           ┘          the window at i=4 would have no target row,
-                                            and a window near the end is shorter than bptt
+        row 4  e j o t           ┘          get_batch(source, 4, 2) raises: row 4 has no
+                                            target row. A window near the end is shorter
+                                            than bptt when rows - 1 is not a multiple of it.
 
     seq_len = min(bptt, rows - 1 - i). Returns inputs (seq_len, batch) and targets
     flattened row by row to (seq_len * batch,), the order of logits.view(-1, ntoken).

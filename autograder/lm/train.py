@@ -204,8 +204,9 @@ def load_checkpoint(path: str | Path, device: str = "auto") -> tuple[RNNModel, C
     config = Config(**saved["config"])
     model = build_model(config, len(saved["vocabulary"]))
     model.load_state_dict(saved["state_dict"])
+    # No flatten_parameters() here: load_state_dict copies into the existing Parameters,
+    # and .to() goes through RNNBase._apply, which ends in _init_flat_weights() and so in
+    # flatten_parameters() (torch 2.13, nn/modules/rnn.py). A Parameter replaced later
+    # is caught by the _update_flat_weights() at the start of every forward.
     model.to(pick_device(device))
-    # load_state_dict copies into the existing tensors, but after moving a module or
-    # loading weights cuDNN wants them in one flat buffer again (chapter 7).
-    model.rnn.flatten_parameters()
     return model, config, saved["vocabulary"]
