@@ -291,7 +291,9 @@ def run_cli(*args):
 def test_dry_run_on_a_folder():
     result = run_cli("--data", str(FIXTURE), "--dry-run", "--batch-size", "4")
     assert result.returncode == 0, result.stderr
-    assert [line.split("|")[1].strip() for line in result.stdout.splitlines()] == ["train", "valid", "test"]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("dry run |")]
+    assert [line.split("|")[1].strip() for line in lines] == ["train", "valid", "test"]
+    assert "inputs (35, 4)" in lines[0] and "inputs (6, 10)" in lines[1]   # valid: eval columns, as in fit
 
 
 @pytest.mark.parametrize("args, words", [
