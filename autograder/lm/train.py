@@ -144,7 +144,8 @@ def next_lr(lr: float, config: Config, epoch: int, valid_loss: float, best_loss:
     return lr
 
 
-def evaluate(model, split: str, source: torch.Tensor, bptt: int, bars=None, log: Callable = print_now) -> float:
+def evaluate_split(model, split: str, source: torch.Tensor, bptt: int, bars=None,
+                   log: Callable = print_now) -> float:
     """cross_entropy of one split (rows, batch); with bars (progress.Bars), a line that it
     starts and a bar over its windows."""
     if bars is None:
@@ -177,7 +178,7 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
     best_loss, best_state = math.inf, None
 
     def valid_point():
-        ppl = math.exp(evaluate(model, "valid", valid_data, config.bptt, bars, log))
+        ppl = math.exp(evaluate_split(model, "valid", valid_data, config.bptt, bars, log))
         history.curve.append((clock.now(), ppl))
         history.tokens_curve.append((clock.tokens, ppl))
 
@@ -186,7 +187,7 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
         train_loss, tokens, out_of_time = train_epoch(model, train_data, optimizer, config, clock, log, epoch,
                                                       valid_point, bars)
         seconds = clock.now() - seconds_before
-        valid_loss = evaluate(model, "valid", valid_data, config.bptt, bars, log)
+        valid_loss = evaluate_split(model, "valid", valid_data, config.bptt, bars, log)
         history.curve.append((clock.now(), math.exp(valid_loss)))
         history.tokens_curve.append((clock.tokens, math.exp(valid_loss)))
         history.epochs.append(dict(epoch=epoch, train_loss=train_loss, valid_ppl=math.exp(valid_loss),
@@ -209,7 +210,7 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
             break
     model.load_state_dict(best_state)
     history.best_valid_ppl = math.exp(best_loss)
-    history.test_ppl = math.exp(evaluate(model, "test", test_data, config.bptt, bars, log))
+    history.test_ppl = math.exp(evaluate_split(model, "test", test_data, config.bptt, bars, log))
     log(f"| end of training | best valid ppl {history.best_valid_ppl:8.2f} | test ppl {history.test_ppl:8.2f}")
     return model, history
 
