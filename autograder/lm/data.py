@@ -58,11 +58,18 @@ def tokenize(text: str, dictionary: Dictionary, grow: bool = True) -> torch.Tens
     return torch.tensor(ids, dtype=torch.long)  # (T,)
 
 
-class Corpus:
-    """A dictionary built on the training split, and the three splits as id tensors."""
+LAYOUT = "a corpus folder holds train.txt, valid.txt and test.txt, one sentence per line"
 
-    def __init__(self, dictionary: Dictionary, train: torch.Tensor, valid: torch.Tensor, test: torch.Tensor):
+
+class Corpus:
+    """A dictionary built on the training split, and the three splits as id tensors.
+
+    sources names where each split came from, for messages ("ptb/valid.txt")."""
+
+    def __init__(self, dictionary: Dictionary, train: torch.Tensor, valid: torch.Tensor, test: torch.Tensor,
+                 sources: dict[str, str] | None = None):
         self.dictionary, self.train, self.valid, self.test = dictionary, train, valid, test
+        self.sources = sources or {split: f"the {split} split" for split in SPLITS}
 
     @classmethod
     def from_texts(cls, train: str, valid: str, test: str) -> "Corpus":
@@ -72,17 +79,27 @@ class Corpus:
         # not); they still get ids, so that nothing is silently dropped.
         return cls(dictionary, train_ids, tokenize(valid, dictionary), tokenize(test, dictionary))
 
+    @staticmethod
+    def check_folder(path: str | Path) -> Path:
+        """The folder, if it has the layout from_folder reads; else FileNotFoundError naming what is wrong."""
+        folder = Path(path)
+        if folder.is_file():
+            raise FileNotFoundError(f"{folder} is a file, not a corpus folder: {LAYOUT}")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"corpus folder {folder} does not exist ({LAYOUT})")
+        missing = [f"{split}.txt" for split in SPLITS if not (folder / f"{split}.txt").is_file()]
+        if missing:
+            raise FileNotFoundError(f"corpus folder {folder} has no {', '.join(missing)} ({LAYOUT})")
+        return folder
+
     @classmethod
     def from_folder(cls, path: str | Path) -> "Corpus":
         """train.txt, valid.txt and test.txt in one folder (the layout of PTB and WikiText-2)."""
-        folder = Path(path)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"corpus folder {folder} does not exist")
-        missing = [f"{split}.txt" for split in SPLITS if not (folder / f"{split}.txt").is_file()]
-        if missing:
-            raise FileNotFoundError(f"corpus folder {folder} has no {', '.join(missing)}")
+        folder = cls.check_folder(path)
         texts = [(folder / f"{split}.txt").read_text(encoding="utf-8") for split in SPLITS]
-        return cls.from_texts(*texts)
+        corpus = cls.from_texts(*texts)
+        corpus.sources = {split: str(folder / f"{split}.txt") for split in SPLITS}
+        return corpus
 
     @classmethod
     def penn(cls) -> "Corpus":
@@ -90,6 +107,7 @@ class Corpus:
         texts = {split: penn_text(split) for split in SPLITS}
         corpus = cls.from_texts(*texts.values())
         verify_penn(corpus, texts)
+        corpus.sources = {split: f"PTB's {split} split" for split in SPLITS}
         return corpus
 
 
@@ -134,17 +152,36 @@ def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:
     return data[: rows * batch_size].view(batch_size, rows).t().contiguous()  # (rows, batch)
 
 
+def check_fits(corpus: Corpus, batch_size: int, eval_batch_size: int, splits=SPLITS) -> None:
+    """ValueError naming the split that cannot fill its columns with two rows each.
+
+    A BPTT window needs a row of inputs and the row below as targets, so batchify must
+    leave at least 2 rows: at least 2 * columns tokens. Training uses batch_size
+    columns, evaluation eval_batch_size.
+    """
+    for split, columns, option in (("train", batch_size, "--batch-size"),
+                                   ("valid", eval_batch_size, "--eval-batch-size"),
+                                   ("test", eval_batch_size, "--eval-batch-size")):
+        tokens = len(getattr(corpus, split))
+        if split in splits and tokens < 2 * columns:
+            raise ValueError(f"{corpus.sources[split]} has {tokens} tokens; need at least {2 * columns} to fill "
+                             f"{columns} columns of 2 rows (a row of inputs and one of targets): "
+                             f"add text or lower {option}")
+
+
 def get_batch(source: torch.Tensor, i: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The BPTT window that starts at row i: inputs and the next words as targets.
 
-    With bptt = 2 on a source of 5 rows, windows start at rows 0, 2 and 4 (range(0, rows - 1, bptt)):
+    With bptt = 2 on a source of 5 rows, windows start at rows 0 and 2 (range(0, rows - 1, bptt)
+    is range(0, 4, 2)); no window starts at row 4, the last row, which has no row below it:
 
         row 0  a f k p ┐ inputs  i=0        targets are the rows one below:
         row 1  b g l q ┘         ┐ targets  i=0  -> rows 1..2
         row 2  c h m r ┐ inputs  ┘ i=2      i=2  -> rows 3..4
         row 3  d i n s ┘         ┐
-        row 4  e j o t           ┘          the window at i=4 would have no target row,
-                                            and a window near the end is shorter than bptt
+        row 4  e j o t           ┘          get_batch(source, 4, 2) raises: row 4 has no
+                                            target row. A window near the end is shorter
+                                            than bptt when rows - 1 is not a multiple of it.
 
     seq_len = min(bptt, rows - 1 - i). Returns inputs (seq_len, batch) and targets
     flattened row by row to (seq_len * batch,), the order of logits.view(-1, ntoken).

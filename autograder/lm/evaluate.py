@@ -8,6 +8,7 @@ its few tokens the weight of a full window.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +17,13 @@ from .data import get_batch
 
 
 @torch.no_grad()
-def cross_entropy(model, source: torch.Tensor, bptt: int, batch_size: int | None = None) -> float:
+def cross_entropy(model, source: torch.Tensor, bptt: int, batch_size: int | None = None,
+                  on_window: Callable[[], None] | None = None) -> float:
     """Token-weighted mean cross-entropy (nats) of `model` over `source` (rows, batch).
 
     The hidden state is carried from window to window, as in training, so every
-    token is predicted with the whole column before it as context.
+    token is predicted with the whole column before it as context. on_window is
+    called after each window (the command line's progress bar).
     """
     was_training = model.training
     model.eval()  # dropout off
@@ -31,6 +34,8 @@ def cross_entropy(model, source: torch.Tensor, bptt: int, batch_size: int | None
         logits, hidden = model(inputs, hidden)          # (seq_len, N, ntoken)
         total_loss += F.cross_entropy(logits.view(-1, logits.size(-1)), targets, reduction="sum").item()
         total_tokens += targets.numel()
+        if on_window:
+            on_window()
     model.train(was_training)
     return total_loss / total_tokens
 

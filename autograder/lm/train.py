@@ -12,6 +12,7 @@ it is detached between windows, so gradients flow back at most `bptt` steps:
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,9 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from .configs import Config
-from .data import Corpus, batchify, get_batch
+from .data import Corpus, batchify, check_fits, get_batch
 from .evaluate import cross_entropy
 from .model import RNNModel
+from .progress import NoBars, print_now
 
 
 def repackage_hidden(hidden):
@@ -83,12 +85,19 @@ class Clock:
 
 
 def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log: Callable,
-                epoch: int, on_interval: Callable | None = None) -> tuple[float, int, bool]:
-    """One pass over train_data (rows, batch). Returns (mean loss, tokens, stopped early)."""
+                epoch: int, on_interval: Callable | None = None, bars=None) -> tuple[float, int, bool]:
+    """One pass over train_data (rows, batch). Returns (mean loss, tokens, stopped early).
+
+    bars (progress.Bars) draws a bar over the batches this epoch will run: all of them,
+    or fewer when the token budget ends it sooner."""
     model.train()
     hidden = model.init_hidden(config.batch_size)
     total_loss, total_tokens, interval_loss, interval_tokens = 0.0, 0, 0.0, 0
     batches = math.ceil((train_data.size(0) - 1) / config.bptt)
+    expected = batches
+    if config.max_tokens is not None:
+        expected = min(batches, math.ceil((config.max_tokens - clock.tokens) / (config.bptt * config.batch_size)))
+    bar = (bars or NoBars())(expected, f"epoch {epoch}", "batches")
     interval_start = clock.now()
     clock.start()
     for batch, i in enumerate(range(0, train_data.size(0) - 1, config.bptt), start=1):
@@ -101,12 +110,13 @@ def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
         # Token-weighted sums: the last window of the epoch is shorter than the rest.
-        tokens = targets.numel()
+        tokens, value = targets.numel(), loss.item()
         clock.tokens += tokens
-        total_loss += loss.item() * tokens
+        total_loss += value * tokens
         total_tokens += tokens
-        interval_loss += loss.item() * tokens
+        interval_loss += value * tokens
         interval_tokens += tokens
+        bar.update(loss=value)
         if batch % config.log_interval == 0 or batch == batches:
             seconds = clock.now() - interval_start
             mean = interval_loss / interval_tokens
@@ -121,6 +131,7 @@ def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log:
         if clock.out():
             break
     clock.stop()
+    bar.close()
     return total_loss / total_tokens, total_tokens, clock.out()
 
 
@@ -133,14 +144,28 @@ def next_lr(lr: float, config: Config, epoch: int, valid_loss: float, best_loss:
     return lr
 
 
-def print_now(line: str) -> None:
-    """print, flushed: progress lines show up at once even when stdout is a file or a pipe."""
-    print(line, flush=True)
+def evaluate_split(model, split: str, source: torch.Tensor, bptt: int, bars=None,
+                   log: Callable = print_now) -> float:
+    """cross_entropy of one split (rows, batch); with bars (progress.Bars), a line that it
+    starts and a bar over its windows."""
+    if bars is None:
+        return cross_entropy(model, source, bptt)
+    windows = math.ceil((source.size(0) - 1) / bptt)
+    log(f"| evaluating {split}: {windows} windows of up to {bptt} x {source.size(1)} tokens")
+    with bars(windows, split, "windows") as bar:
+        return cross_entropy(model, source, bptt, on_window=bar.update)
 
 
 def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Callable = print_now,
-        model: RNNModel | None = None) -> tuple[RNNModel, History]:
-    """Train on corpus.train, keep the best model by validation loss, report test perplexity."""
+        model: RNNModel | None = None, bars=None) -> tuple[RNNModel, History]:
+    """Train on corpus.train, keep the best model by validation loss, report test perplexity.
+
+    bars (a progress.Bars, as the command line passes): progress bars with ETA for
+    training and evaluation, and a line when an evaluation starts; log should then be
+    bars.log, so that no line is printed into a bar."""
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    check_fits(corpus, config.batch_size, config.eval_batch_size)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     ntoken = len(corpus.dictionary)
@@ -153,16 +178,16 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
     best_loss, best_state = math.inf, None
 
     def valid_point():
-        ppl = math.exp(cross_entropy(model, valid_data, config.bptt))
+        ppl = math.exp(evaluate_split(model, "valid", valid_data, config.bptt, bars, log))
         history.curve.append((clock.now(), ppl))
         history.tokens_curve.append((clock.tokens, ppl))
 
     for epoch in range(1, config.epochs + 1):
         seconds_before = clock.now()
         train_loss, tokens, out_of_time = train_epoch(model, train_data, optimizer, config, clock, log, epoch,
-                                                      valid_point)
+                                                      valid_point, bars)
         seconds = clock.now() - seconds_before
-        valid_loss = cross_entropy(model, valid_data, config.bptt)
+        valid_loss = evaluate_split(model, "valid", valid_data, config.bptt, bars, log)
         history.curve.append((clock.now(), math.exp(valid_loss)))
         history.tokens_curve.append((clock.tokens, math.exp(valid_loss)))
         history.epochs.append(dict(epoch=epoch, train_loss=train_loss, valid_ppl=math.exp(valid_loss),
@@ -185,7 +210,7 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
             break
     model.load_state_dict(best_state)
     history.best_valid_ppl = math.exp(best_loss)
-    history.test_ppl = math.exp(cross_entropy(model, test_data, config.bptt))
+    history.test_ppl = math.exp(evaluate_split(model, "test", test_data, config.bptt, bars, log))
     log(f"| end of training | best valid ppl {history.best_valid_ppl:8.2f} | test ppl {history.test_ppl:8.2f}")
     return model, history
 
@@ -196,16 +221,42 @@ def save_checkpoint(path: str | Path, model: RNNModel, config: Config, corpus: C
                 "vocabulary": corpus.dictionary.idx2word}, path)
 
 
-def load_checkpoint(path: str | Path, device: str = "auto") -> tuple[RNNModel, Config, list[str]]:
+def check_checkpoint_path(path: str | Path) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    config = Config(**saved["config"])
-    model = build_model(config, len(saved["vocabulary"]))
-    model.load_state_dict(saved["state_dict"])
+    return path
+
+
+def check_save_path(path: str | Path) -> Path:
+    """Where --save will write, checked before training rather than at the first checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"--save {path} is a folder; give the file to write, such as {path / 'lm.pt'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--save {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"--save {path}: the folder {folder} is not writable")
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str = "auto") -> tuple[RNNModel, Config, list[str]]:
+    path = check_checkpoint_path(path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        config = Config(**saved["config"])
+        model = build_model(config, len(saved["vocabulary"]))
+        model.load_state_dict(saved["state_dict"])
+    except Exception as error:  # any failure here means: not one of our checkpoints (re-raised, so no BLE001)
+        first = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
+        reason = f"{type(error).__name__}: {first}" if first else type(error).__name__
+        raise ValueError(f"{path} is not a checkpoint written by rnn_by_hand.lm --save ({reason})") from error
+    # No flatten_parameters() here: load_state_dict copies into the existing Parameters,
+    # and .to() goes through RNNBase._apply, which ends in _init_flat_weights() and so in
+    # flatten_parameters() (torch 2.13, nn/modules/rnn.py). A Parameter replaced later
+    # is caught by the _update_flat_weights() at the start of every forward.
     model.to(pick_device(device))
-    # load_state_dict copies into the existing tensors, but after moving a module or
-    # loading weights cuDNN wants them in one flat buffer again (chapter 7).
-    model.rnn.flatten_parameters()
     return model, config, saved["vocabulary"]

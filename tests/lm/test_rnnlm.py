@@ -59,6 +59,15 @@ def test_get_batch_windows_targets_and_the_last_short_window():
         get_batch(source, 9, 4)
 
 
+def test_get_batch_docstring_example_five_rows_bptt_two():
+    """The docstring's picture: 5 rows, bptt 2 -> windows at rows 0 and 2 only."""
+    source = batchify(torch.arange(20), 4)        # (5, 4)
+    assert list(range(0, source.size(0) - 1, 2)) == [0, 2]
+    assert [get_batch(source, i, 2)[0].size(0) for i in (0, 2)] == [2, 2]
+    with pytest.raises(ValueError, match="no window starts at row 4"):
+        get_batch(source, 4, 2)
+
+
 def test_corpus_from_a_folder():
     corpus = Corpus.from_folder(FIXTURE)
     lines = (FIXTURE / "train.txt").read_text().splitlines()
@@ -282,7 +291,9 @@ def run_cli(*args):
 def test_dry_run_on_a_folder():
     result = run_cli("--data", str(FIXTURE), "--dry-run", "--batch-size", "4")
     assert result.returncode == 0, result.stderr
-    assert [line.split("|")[1].strip() for line in result.stdout.splitlines()] == ["train", "valid", "test"]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("dry run |")]
+    assert [line.split("|")[1].strip() for line in lines] == ["train", "valid", "test"]
+    assert "inputs (35, 4)" in lines[0] and "inputs (6, 10)" in lines[1]   # valid: eval columns, as in fit
 
 
 @pytest.mark.parametrize("args, words", [
