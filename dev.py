@@ -71,10 +71,11 @@ def venv_environment() -> dict[str, str]:
 
 
 def ensure_system_packages() -> None:
-    """Debian's chromium (the browser smoke test), bubblewrap (the class grader's sandbox) and
-    postgresql (a shared gradebook, started by its test), installed where apt-get is ours."""
+    """Debian's chromium (the browser smoke test), bubblewrap (the class grader's sandbox),
+    postgresql (a shared gradebook, started by its test) and GNU parallel (sharded grading's
+    recipe, run by its test), installed where apt-get is ours."""
     missing = [package for package, command in (("chromium", "chromium"), ("bubblewrap", "bwrap"),
-                                                ("postgresql", "pg_ctl"))
+                                                ("postgresql", "pg_ctl"), ("parallel", "parallel"))
                if not shutil.which(command) and not (package == "postgresql" and postgres_bin())]
     if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return

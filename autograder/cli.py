@@ -4,6 +4,9 @@
     rnn-by-hand validate [ASSIGNMENT ...]         the course is ready: releases current,
                                                   solutions full marks, blank releases zero
     rnn-by-hand grade ASSIGNMENT SUBMISSIONS      grade a whole class in sandboxes
+    rnn-by-hand plan ASSIGNMENT                   fix the seed and release for sharded grading
+    rnn-by-hand grade ... --plan P --shard K/N    grade shard K of N (any host, any job engine)
+    rnn-by-hand merge ASSIGNMENT SHARD ...        the shards' results into one report and gradebook
     rnn-by-hand gradescope ASSIGNMENT             a Gradescope autograder zip
     rnn-by-hand lm [OPTIONS]                      train and sample chapter 8's language model
 
@@ -65,6 +68,21 @@ def parser() -> Parser:
     grade.add_argument(UNSANDBOXED_FLAG, dest="unsandboxed", action="store_true",
                        help="where no sandbox can start, run student code with the grader's own rights "
                             "(it can then read the solutions and change any grade)")
+    grade.add_argument("--plan", type=Path, help="a plan from `rnn-by-hand plan` (its seed and release)")
+    grade.add_argument("--shard", metavar="K/N",
+                       help="grade only shard K of N (0 <= K < N; needs --plan); results only, no gradebook")
+
+    plan = course_command("plan", "fix the secret seed and the release for a class graded in shards")
+    plan.add_argument("assignment", help="assignment name, e.g. 01-recurrence")
+    plan.add_argument("--seed", type=int, help="seed of the secret cases (default: random)")
+    plan.add_argument("--out", type=Path, default=Path("plan.json"), help="default: plan.json")
+
+    merge = course_command("merge", "merge the shards of a plan: reports, and nbgrader's gradebook once")
+    merge.add_argument("assignment", help="assignment name, e.g. 01-recurrence")
+    merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD", help="each shard's --out folder")
+    merge.add_argument("--plan", type=Path, required=True, help="the plan every shard was graded under")
+    merge.add_argument("--out", type=Path, help="where reports go (default: COURSE/graded/ASSIGNMENT)")
+    merge.add_argument("--no-gradebook", action="store_true", help="leave nbgrader's gradebook alone")
 
     gradescope = course_command("gradescope", "write a Gradescope autograder zip for one assignment")
     gradescope.add_argument("assignment", help="assignment name, e.g. 01-recurrence")
@@ -88,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from rnn_by_hand.course import Course
         course = Course.at(args.course)
-        return {"release": release, "validate": validate, "grade": grade,
-                "gradescope": gradescope}[args.command](args, course)
+        return {"release": release, "validate": validate, "grade": grade, "plan": plan,
+                "merge": merge, "gradescope": gradescope}[args.command](args, course)
     except GradingError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -154,12 +172,23 @@ def grade(args, course) -> int:
     from rnn_by_hand.grading.sandbox import Limits
     if not args.submissions.exists():
         raise GradingError(f"{args.submissions} does not exist")
-    out = args.out or course.root / "graded" / args.assignment
+    from rnn_by_hand.grading.shards import load_plan, parse_shard
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard and not args.plan:
+        raise GradingError("--shard needs --plan: every shard must grade under the same plan")
+    the_plan = load_plan(args.plan) if args.plan else None
+    if the_plan and args.seed is not None and args.seed != the_plan.seed:
+        raise GradingError("--seed and --plan disagree: the plan fixes the seed")
+    out = args.out or course.root / "graded" / (args.assignment + (f"-shard-{shard[0]}-of-{shard[1]}" if shard else ""))
     limits = Limits(cell_seconds=args.cell_timeout, total_seconds=args.timeout,
                     memory_bytes=int(args.memory_gb * (1 << 30)), disk_bytes=args.disk_mb << 20)
     results = grade_class(args.assignment, args.submissions, out, course=course, workers=args.workers,
                           limits=limits, seed=args.seed, resume=not args.no_resume,
-                          progress=not args.quiet, unsandboxed=args.unsandboxed)
+                          progress=not args.quiet, unsandboxed=args.unsandboxed, plan=the_plan, shard=shard)
+    if shard:
+        print(f"shard {shard[0]} of {shard[1]}: graded {len(results)} submission(s) into {out}/results; "
+              f"`{PROG} merge` writes the reports and the gradebook")
+        return report_grader_failures(results)
     write_all(results, Assignment.load(args.assignment, course), out, None if args.no_gradebook else course)
     for r in results:
         lost = "; ".join(f"{c.grade_id}: {c.reason.splitlines()[0]}" for c in r.cells if c.reason)
@@ -169,6 +198,10 @@ def grade(args, course) -> int:
              f"({course.gradebook_url()}) with autograded/ notebooks"))
     if results:
         print(f"isolation: {results[0].isolation[0] if results[0].isolation else 'none'}")
+    return report_grader_failures(results)
+
+
+def report_grader_failures(results) -> int:
     failed = [r.student for r in results if not r.final and any("grader error" in c.reason for c in r.cells)]
     if failed:
         print(f"{PROG}: error: the grader failed on {len(failed)} submission(s) ({', '.join(failed[:5])}); "
@@ -176,3 +209,28 @@ def grade(args, course) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def plan(args, course) -> int:
+    from rnn_by_hand.grading.shards import make_plan, write_plan
+    the_plan = make_plan(course, args.assignment, args.seed)
+    write_plan(the_plan, args.out)
+    print(f"wrote {args.out} (plan {the_plan.id}): give it to every shard, "
+          f"`{PROG} grade {args.assignment} SUBMISSIONS --plan {args.out} --shard K/N`")
+    return 0
+
+
+def merge(args, course) -> int:
+    from rnn_by_hand.grading.batch import Assignment, load_result, result_path
+    from rnn_by_hand.grading.report import write_all
+    from rnn_by_hand.grading.shards import check_plan, load_plan, merge_shards
+    the_plan = load_plan(args.plan)
+    check_plan(the_plan, course, args.assignment)
+    graded_by = merge_shards(the_plan, args.shards)
+    results = [load_result(result_path(folder, student)) for student, folder in graded_by.items()]
+    out = args.out or course.root / "graded" / args.assignment
+    out.mkdir(parents=True, exist_ok=True)
+    write_all(results, Assignment.load(args.assignment, course), out, None if args.no_gradebook else course)
+    print(f"merged {len(args.shards)} shard(s), {len(results)} submission(s): wrote {out}/grades.csv, canvas.csv, "
+          "feedback/ and summary.png" + ("" if args.no_gradebook else ", and nbgrader's gradebook"))
+    return report_grader_failures(results)

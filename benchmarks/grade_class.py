@@ -1,65 +1,108 @@
-"""Seconds per submission: plain serial `nbgrader autograde` against `python -m rnn_by_hand grade`.
+"""Seconds per submission, every chapter: `rnn-by-hand grade` with 1 and 2 workers, and serial
+`nbgrader autograde` on the same class.
 
-    .venv/bin/python benchmarks/grade_class.py [--count 40] [--workers 2]
+    .venv/bin/python benchmarks/grade_class.py [--count 12] [--nbgrader-count 3] [--chapters 01-recurrence,...]
 
-Builds a synthetic class of chapter 1 submissions (a quarter each: reference,
-blank, partly right, broken), grades it both ways in temporary course folders,
-and prints the two rates and their ratio. Takes a few minutes on 2 cores.
+For each chapter it builds a class of reference submissions (the solution's answers in the
+release), grades it with 1 worker and then with 2 in the same run, and prints:
+
+    s/sub        wall seconds per submission
+    speed-up     1 worker's wall time over 2 workers'
+    parent       the grading process's CPU share of all the CPU the batch used (it, the
+                 sandboxes and the scoring processes): what does not grow with --workers
+    sandbox      seconds a submission spent in its sandbox (student code and imports)
+    nbgrader     serial `nbgrader autograde` on the first --nbgrader-count of the class
+
+Reference submissions are the heaviest kind: every check runs and is compared in full.
+Run it on an otherwise idle machine and name the machine with the numbers.
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
+import resource
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from submissions import ASSIGNMENT, RELEASE, answered, with_cell
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from submissions import answered  # noqa: E402 -- the tests' submission builder, beside this repo's tests
 
-from rnn_by_hand.course import Course, nbgrader
-from rnn_by_hand.grading.batch import grade_class
+from rnn_by_hand.course import Course, nbgrader  # noqa: E402
+from rnn_by_hand.grading.batch import grade_class  # noqa: E402
 
 
-def synthetic_class(count: int) -> dict[str, dict]:
-    kinds = {"reference": answered(), "blank": RELEASE, "partly": answered("rnn_step"),
-             "broken": with_cell(RELEASE, "this is not python\nimport os\nos._exit(1)")}
-    return {f"{kind}-{i:02d}": copy.deepcopy(nb) for i in range(count // len(kinds))
-            for kind, nb in kinds.items()}
+def cpu_seconds() -> tuple[float, float]:
+    """(this process, its reaped children): user + system CPU seconds."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def write_class(course: Path, assignment: str, notebook: str, count: int) -> Path:
+    source = json.loads((course / "solutions" / assignment / notebook).read_text())
+    release = json.loads((course / "exercises" / assignment / notebook).read_text())
+    reference = answered(source=source, release=release)
+    for k in range(count):
+        folder = course / "submitted" / f"student-{k:03d}" / assignment
+        folder.mkdir(parents=True)
+        (folder / notebook).write_text(json.dumps(reference))
+    return course / "submitted"
+
+
+def ours(course: Path, assignment: str, submissions: Path, workers: int, out: Path) -> dict:
+    before_wall, (before_own, before_children) = time.perf_counter(), cpu_seconds()
+    results = grade_class(assignment, submissions, out, course=course, workers=workers, progress=False,
+                          resume=False)
+    wall, (own, children) = time.perf_counter() - before_wall, cpu_seconds()
+    own, children = own - before_own, children - before_children
+    assert all(r.score == r.max_score for r in results), [r.student for r in results if r.score != r.max_score]
+    return {"wall": wall, "per": wall / len(results), "parent": own / (own + children),
+            "sandbox": sum(r.seconds for r in results) / len(results)}
+
+
+def theirs(course: Path, assignment: str, notebook: str, count: int) -> float:
+    """Serial nbgrader autograde on `count` of the class, seconds per submission."""
+    students = sorted(p.name for p in (course / "submitted").iterdir())[:count]
+    trial = course.parent / f"nbgrader-{assignment}"
+    shutil.copytree(course, trial, ignore=shutil.ignore_patterns("submitted", "graded"))
+    for student in students:
+        shutil.copytree(course / "submitted" / student, trial / "submitted" / student)
+        nbgrader("db", "student", "add", student, cwd=trial)
+    nbgrader("generate_assignment", assignment, "--force", cwd=trial)
+    start = time.perf_counter()
+    nbgrader("autograde", assignment, cwd=trial)
+    return (time.perf_counter() - start) / len(students)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--count", type=int, default=12, help="submissions per chapter (default 12)")
+    parser.add_argument("--nbgrader-count", type=int, default=3, help="of those, graded by nbgrader (default 3)")
+    parser.add_argument("--chapters", help="comma-separated assignments (default: all)")
     args = parser.parse_args()
-    students = synthetic_class(args.count)
-    with tempfile.TemporaryDirectory() as tmp:
-        course = Course(Path(__file__).resolve().parents[1]).copy_to(Path(tmp) / "course")
-        nbgrader("generate_assignment", ASSIGNMENT, "--force", cwd=course)
-        for student, notebook in students.items():
-            folder = course / "submitted" / student / ASSIGNMENT
-            folder.mkdir(parents=True)
-            (folder / "recurrence.ipynb").write_text(json.dumps(notebook))
-            nbgrader("db", "student", "add", student, cwd=course)
-
-        start = time.perf_counter()
-        ours = grade_class(ASSIGNMENT, course / "submitted", Path(tmp) / "graded", course=course,
-                           workers=args.workers, progress=False)
-        our_seconds = time.perf_counter() - start
-
-        start = time.perf_counter()
-        nbgrader("autograde", ASSIGNMENT, cwd=course)
-        their_seconds = time.perf_counter() - start
-
-    n = len(students)
-    print(f"class of {n} chapter 1 submissions, {args.workers} workers for our grader")
-    print(f"nbgrader autograde (serial): {their_seconds:7.1f} s  {their_seconds / n:6.2f} s/submission")
-    print(f"rnn-by-hand grade          : {our_seconds:7.1f} s  {our_seconds / n:6.2f} s/submission")
-    print(f"throughput ratio           : {their_seconds / our_seconds:7.1f}x")
-    print(f"our scores: {sorted({r.score for r in ours})} (reference 8, partly right 2, blank and broken 0)")
+    course_source = Course(REPO)
+    chapters = args.chapters.split(",") if args.chapters else course_source.assignments()
+    print(f"{os.cpu_count()} cores; {args.count} reference submissions a chapter "
+          f"({args.nbgrader_count} for nbgrader)")
+    print(f"{'chapter':<18} {'1 worker':>9} {'2 workers':>9} {'speed-up':>8} {'parent':>7} "
+          f"{'sandbox':>8} {'nbgrader':>9} {'ratio':>6}")
+    for assignment in chapters:
+        with tempfile.TemporaryDirectory() as tmp:
+            course = course_source.copy_to(Path(tmp) / "course")
+            shutil.copytree(REPO / "exercises" / assignment, course / "exercises" / assignment)
+            notebook = next((course / "solutions" / assignment).glob("*.ipynb")).name
+            submissions = write_class(course, assignment, notebook, args.count)
+            one = ours(course, assignment, submissions, 1, Path(tmp) / "one")
+            two = ours(course, assignment, submissions, 2, Path(tmp) / "two")
+            nb = theirs(course, assignment, notebook, args.nbgrader_count) if args.nbgrader_count else float("nan")
+        print(f"{assignment:<18} {one['per']:8.2f}s {two['per']:8.2f}s {one['wall'] / two['wall']:7.2f}x "
+              f"{two['parent']:6.0%} {two['sandbox']:7.2f}s {nb:8.2f}s {nb / two['per']:5.1f}x", flush=True)
+    print("s/sub: wall seconds per submission; parent: the grading process's share of the batch's CPU "
+          "(2 workers); sandbox: seconds a submission spent in its sandbox; ratio: nbgrader over 2 workers")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""Grade a whole class: pre-flight, sandboxed runs in parallel, comparison here, results.
+"""Grade a whole class: pre-flight, sandboxed runs in parallel, trusted scoring, results.
 
 The authoritative grade of a test cell is its points when every check the cell
 calls passes on the visible cases, the hidden cases and a batch of cases drawn
 from a secret seed; otherwise 0, with the first problem as the reason.
+
+This process collects the submissions, feeds the sandboxes and relays what they send
+to the scoring processes (scoring.py), which compare it with references computed
+once per batch; a shard of a larger class (shards.py) grades a stable share of it.
 """
 from __future__ import annotations
 
@@ -22,14 +26,7 @@ from rnn_by_hand.grading import notebook as nbmod
 from rnn_by_hand.grading.collect import Submission, collect, file_name
 from rnn_by_hand.grading.errors import GradingError
 from rnn_by_hand.grading.sandbox import Isolation, Job, Limits, Outcome, Pool, find_isolation
-
-
-@dataclass
-class CellResult:
-    grade_id: str
-    points: float
-    score: float
-    reason: str = ""
+from rnn_by_hand.grading.scoring import CellResult, ScoringPool, grader_failure
 
 
 @dataclass
@@ -91,54 +88,6 @@ def make_cases(assignment: Assignment, seed: int) -> dict:
             + CHECKS[name].make_cases(hidden=True, seed=seed) for name in sorted(names)}
 
 
-def score(assignment: Assignment, outcome: Outcome, cases: dict) -> list[CellResult]:
-    """Compare the child's outputs with the references, here, and score each test cell."""
-    from rnn_by_hand import CHECKS
-    failures: dict[str, str] = {}
-    for name in cases:
-        message = outcome.results.get(name)
-        if outcome.grader_error:
-            failures[name] = outcome.grader_error
-        elif outcome.problem:
-            failures[name] = f"not graded: {outcome.problem}"
-        elif message is None:
-            failures[name] = (f"not graded: the notebook's process ended early ({outcome.exit})"
-                              if outcome.exit != "ok" else "not graded: the notebook's process ended early")
-        elif message.error is not None:
-            failures[name] = message.error
-        else:
-            failures[name] = first_problem(CHECKS[name], cases[name], message.outputs)
-    results = []
-    for cell in assignment.graded:
-        problems = [failures[name] for name, _ in cell.checks if failures.get(name)]
-        results.append(CellResult(cell.grade_id, cell.points, 0.0 if problems else cell.points,
-                                  problems[0] if problems else ""))
-    return results
-
-
-def first_problem(check, cases: list, outputs) -> str:
-    if not isinstance(outputs, list) or len(outputs) != len(cases):
-        return "not graded: the notebook returned an incomplete set of results"
-    for index, (case, actual) in enumerate(zip(cases, outputs), start=1):
-        if not isinstance(actual, dict):
-            return "not graded: the notebook returned malformed results"
-        try:
-            problems = check.compare(case, check.run_reference(case), actual)
-        except Exception as error:  # noqa: BLE001 -- malformed student data, not a grader bug
-            problems = [f"the result could not be compared ({type(error).__name__}: {error})"]
-        if problems:
-            return check.failure_message(case, index, len(cases), problems, safe_hint(check, case, actual))
-    return ""
-
-
-def safe_hint(check, case, actual: dict) -> str:
-    """The check's hint, or none when the child's outputs are too malformed to name a mistake."""
-    try:
-        return check.hint(case, actual)
-    except Exception:  # noqa: BLE001 -- malformed student data, not a grader bug
-        return ""
-
-
 def digest(path: Path | None) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path else "none"
 
@@ -166,17 +115,27 @@ class Progress:
 def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: Course | Path | str = ".",
                 workers: int | None = None,
                 limits: Limits | None = None, seed: int | None = None,
-                resume: bool = True, progress: bool = True, unsandboxed: bool = False) -> list[Result]:
+                resume: bool = True, progress: bool = True, unsandboxed: bool = False,
+                plan=None, shard: tuple[int, int] | None = None) -> list[Result]:
     """Grade every submission under `submissions` into `out`; see the module docstring.
 
-    Raises GradingError when the batch cannot run (no sandbox, a worker that cannot
-    start); a student's results are never an exception.
+    plan (shards.Plan) fixes the seed and the release every shard grades against; shard
+    (K, N), which needs a plan, grades only the students of shard K of N. Raises
+    GradingError when the batch cannot run (no sandbox, a worker that cannot start);
+    a student's results are never an exception.
     """
     from rnn_by_hand.checking.registry import discover
     discover()  # every chapter's checks, before any work starts
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
     assignment = Assignment.load(assignment_name, course)
+    if shard and plan is None:
+        raise GradingError("a shard is graded under a plan: make one with `rnn-by-hand plan` "
+                           "and give it to every shard")
+    if plan is not None:
+        from rnn_by_hand.grading.shards import check_plan
+        check_plan(plan, course if isinstance(course, Course) else Course.at(course), assignment.name)
+        seed = plan.seed
     isolation = find_isolation(unsandboxed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
@@ -193,6 +152,10 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
     with tempfile.TemporaryDirectory(prefix="grade-") as scratch_name:
         scratch = Path(scratch_name)  # the grader's alone: no sandbox ever sees it
         found = collect(submissions, assignment.name, assignment.notebook, scratch)
+        if shard:
+            from rnn_by_hand.grading.shards import shard_of
+            everyone = [submission.student for submission in found]
+            found = [s for s in found if shard_of(s.student, shard[1]) == shard[0]]
         cases = make_cases(assignment, seed)
         results, jobs, pending = [], [], {}
         for submission in found:
@@ -208,17 +171,42 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
                 jobs.append(job)
                 pending[job.key] = prepared_result
         if jobs:
-            pool = Pool(min(workers, len(jobs)), limits, isolation, cases)
-            try:
-                bar = Progress(len(jobs), progress)
-                for outcome in pool.run(jobs):
-                    result = finish(pending.pop(outcome.key), outcome, assignment, cases)
-                    save(out, result)
-                    results.append(result)
-                    bar.step(result.student)
-            finally:
-                pool.close()
+            results += run_jobs(jobs, pending, assignment, cases, out, min(workers, len(jobs)), limits,
+                                isolation, Progress(len(jobs), progress))
+    if shard:
+        from rnn_by_hand.grading.shards import write_manifest
+        write_manifest(out, plan, shard, everyone, [r.student for r in results])
     return sorted(results, key=lambda r: r.student)
+
+
+def run_jobs(jobs: list[Job], pending: dict[str, Result], assignment: Assignment, cases: dict, out: Path,
+             workers: int, limits: Limits, isolation: Isolation, bar: Progress) -> list[Result]:
+    """Sandboxes run the jobs; each outcome goes to a scoring process as soon as it arrives."""
+    results, scoring = [], {}
+    pool = Pool(workers, limits, isolation, cases)
+    scorers = ScoringPool(assignment, cases, workers)
+
+    def collect_scored(block: bool) -> None:
+        for future in [f for f in scoring if block or f.done()]:
+            result, outcome = scoring.pop(future)
+            try:
+                cells = future.result()
+            except Exception as error:  # noqa: BLE001 -- the grader's failure, never a score
+                outcome.grader_error = grader_failure(error)
+                cells = [CellResult(c.grade_id, c.points, 0.0, outcome.grader_error) for c in assignment.graded]
+            result = finish(result, outcome, cells)
+            save(out, result)
+            results.append(result)
+            bar.step(result.student)
+    try:
+        for outcome in pool.run(jobs):
+            scoring[scorers.submit(outcome)] = (pending.pop(outcome.key), outcome)
+            collect_scored(block=False)
+        collect_scored(block=True)
+    finally:
+        pool.close()
+        scorers.close()
+    return results
 
 
 def grade_one(notebook: Path, assignment_name: str, *, course: Course | Path | str = ".",
@@ -237,8 +225,8 @@ def grade_one(notebook: Path, assignment_name: str, *, course: Course | Path | s
     return result
 
 
-def finish(result: Result, outcome: Outcome, assignment: Assignment, cases: dict) -> Result:
-    result.cells = score(assignment, outcome, cases)
+def finish(result: Result, outcome: Outcome, cells: list[CellResult]) -> Result:
+    result.cells = cells
     result.score = sum(c.score for c in result.cells)
     result.cell_errors = outcome.cell_errors
     result.seconds = round(outcome.seconds, 2)
@@ -251,18 +239,28 @@ def finish(result: Result, outcome: Outcome, assignment: Assignment, cases: dict
 
 
 def previous(out: Path, submission: Submission, resume: bool) -> Result | None:
-    path = out / "results" / f"{safe_name(submission.student)}.json"
+    path = result_path(out, submission.student)
     if not resume or not path.exists():
         return None
-    data = json.loads(path.read_text())
-    if data.get("digest") != digest(submission.path) or not data.get("final", True):
+    result = load_result(path)
+    if result.digest != digest(submission.path) or not result.final:
         return None  # changed since, or not graded for good last time: grade it again
+    return result
+
+
+def load_result(path: Path) -> Result:
+    """A result that save() wrote (results/<student>.json)."""
+    data = json.loads(path.read_text())
     data["cells"] = [CellResult(**c) for c in data["cells"]]
     return Result(**data)
 
 
+def result_path(out: Path, student: str) -> Path:
+    return out / "results" / f"{safe_name(student)}.json"
+
+
 def save(out: Path, result: Result) -> None:
-    path = out / "results" / f"{safe_name(result.student)}.json"
+    path = result_path(out, result.student)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(asdict(result), indent=1))
     temporary.replace(path)  # atomic: an interrupted batch never leaves half a result
