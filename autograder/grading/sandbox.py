@@ -203,7 +203,12 @@ class Worker:
         self.collected: protocol.Collected | None = None
         self.deadline = 0.0
         self.started = 0.0
-        self.process.stdin.write(protocol.frame(protocol.SETUP, setup))
+        self.setup = setup
+
+    def send_setup(self) -> None:
+        """The cases and limits. The write waits until the worker's Python reads it, so a pool
+        starts all its workers first and only then sends each its setup."""
+        self.process.stdin.write(protocol.frame(protocol.SETUP, self.setup))
         self.process.stdin.flush()
 
     def fileno(self) -> int:
@@ -249,9 +254,11 @@ class Worker:
 class Pool:
     """`workers` sandboxes; submit jobs and collect an Outcome for each as they finish."""
 
-    def __init__(self, workers: int, limits: Limits, isolation: Isolation, cases: dict):
+    def __init__(self, workers: int, limits: Limits, isolation: Isolation, cases: dict,
+                 preload: tuple[str, ...] = ()):
         self.limits, self.isolation = limits, isolation
         self.setup = dumps({"cases": cases, "namespaces": isolation.namespaces, "limits": asdict(limits),
+                            "preload": list(preload),
                             "keep": kept_under_tmp() if isolation.prefix else [],
                             "hide": [WORKER_SCRATCH] if isolation.prefix else []})
         self.logs = Path(tempfile.mkdtemp(prefix="grader-logs-"))
@@ -259,6 +266,8 @@ class Pool:
         try:
             for _ in range(workers):
                 self.workers.append(Worker(isolation, self.setup, self.logs))
+            for worker in self.workers:
+                worker.send_setup()
             for worker in self.workers:
                 self.wait_ready(worker)
         except BaseException:
@@ -293,6 +302,7 @@ class Pool:
     def restart(self, worker: Worker) -> Worker:
         worker.stop()
         fresh = Worker(self.isolation, self.setup, self.logs)
+        fresh.send_setup()
         self.wait_ready(fresh)
         self.workers[self.workers.index(worker)] = fresh
         return fresh

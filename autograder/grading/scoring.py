@@ -1,12 +1,13 @@
 """Scoring: the trusted side of grading, apart from the process that runs the batch.
 
 Every student of a batch gets the same cases, so the torch.nn references are computed
-once per check and case (in each scoring process, on first use), never per student.
+once per batch, per check and case, before any submission is scored, never per student.
 Comparisons and hints, the rest of a submission's trusted cost, run in a small pool of
 scoring processes that hold grader code only: they never see student code, only the
 values a sandbox sent back, already decoded by the wire format. So a batch's speed grows
 with --workers up to the machine's cores, instead of stopping at what one parent process
-can compare.
+can compare. The scorers are forked once the references exist, so they start with them
+(and with torch imported) at no cost.
 
     sandbox (student code) --values--> parent (collect, relay) --Outcome--> scorer --cells--> parent
 
@@ -16,6 +17,7 @@ the error as its reason, and a resumed batch grades it again.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +44,10 @@ class Scorer:
             check = CHECKS[name]
             self.references[name] = [check.run_reference(case) for case in self.cases[name]]
         return self.references[name][index]
+
+    def compute_references(self) -> None:
+        for name in self.cases:
+            self.reference(name, 0)
 
     def score(self, outcome) -> list[CellResult]:
         """Compare the child's outputs with the references and score each test cell."""
@@ -94,17 +100,17 @@ def safe_hint(check, case, actual: dict) -> str:
 
 # -- the pool of scoring processes -------------------------------------------------------
 
-_scorer: Scorer | None = None
+_scorer: Scorer | None = None  # what a forked scoring process inherits
 
 
-def _start(assignment, cases: dict) -> None:
+def _start() -> None:
     """A scoring process: one torch thread (its siblings and the sandboxes share the cores)."""
     import torch
     torch.set_num_threads(1)
-    from rnn_by_hand.checking.registry import discover
-    discover()
-    global _scorer
-    _scorer = Scorer(assignment, cases)
+
+
+def _started() -> int:
+    return os.getpid()
 
 
 def _score(outcome) -> list[CellResult]:
@@ -114,16 +120,25 @@ def _score(outcome) -> list[CellResult]:
 class ScoringPool:
     """`processes` scorers; submit(outcome) -> a Future of its cells.
 
-    With one process, or one submission, scoring stays in this process (a pool's start-up,
-    about two seconds to import torch, would cost more than it saves). Scorers are spawned,
-    not forked: the parent has torch's threads running, which a fork would not carry over.
+    The references are computed here, once, before the scorers exist; the scorers are forked
+    from this process on the first submissions, so they inherit them. With one process,
+    scoring stays in this process. Forking a process that has used torch is safe on the
+    CPU: torch resets its thread pool in the child (its DataLoader forks the same way).
     """
 
     def __init__(self, assignment, cases: dict, processes: int):
-        self.local = Scorer(assignment, cases) if processes <= 1 else None
-        self.executor = None if self.local else ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
-            initargs=(assignment, cases))
+        global _scorer
+        self.local = Scorer(assignment, cases)
+        self.local.compute_references()
+        self.executor = None
+        if processes > 1:
+            _scorer = self.local
+            self.executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
+                                                initializer=_start)
+            # Fork every scorer now, before the sandboxes start: a scorer forked later would
+            # inherit the grader's pipes to them, and a sandbox would never see its input end.
+            for started in [self.executor.submit(_started) for _ in range(processes)]:
+                started.result()
 
     def submit(self, outcome) -> Future:
         if self.executor:
