@@ -106,6 +106,22 @@ def pages_with_errors(build: Path) -> list[str]:
     return sorted(set(found))
 
 
+def forget_stale_diagrams(root: Path, build: Path) -> None:
+    """The execution cache keys a page on its own code cells, not on book/_diagrams.py, which
+    draws the figures: when that file changes, every page is executed and read again."""
+    drawing = root / "book" / "_diagrams.py"
+    if not drawing.exists():
+        return
+    digest = hashlib.sha256(drawing.read_bytes()).hexdigest()
+    stamp = build / ".diagrams.sha256"
+    if stamp.exists() and stamp.read_text() != digest:
+        print("book/_diagrams.py changed: executing every page again", flush=True)
+        for stale in (build / ".jupyter_cache", build / ".doctrees", build / "html", build / "jupyter_execute"):
+            shutil.rmtree(stale, ignore_errors=True)
+    build.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+
+
 def build_book(root: Path, output: Path, env: dict[str, str] | None = None) -> int:
     """Build the book in `root` into `output`/_build; 0 only when every page executed cleanly.
 
@@ -114,11 +130,12 @@ def build_book(root: Path, output: Path, env: dict[str, str] | None = None) -> i
     succeeded and publish the failed page. So a failed build forgets what Sphinx read
     (the execution cache of the pages that did run is kept, so the retry is cheap).
     """
+    build = output / "_build"
+    forget_stale_diagrams(root, build)
     command = [str(VENV / "bin" / "jupyter-book"), "build", str(root), "--path-output", str(output),
                "-W", "-n", "--keep-going"]
     print("+", " ".join(command[1:]), flush=True)
     code = subprocess.run(command, cwd=root, env=env).returncode
-    build = output / "_build"
     failed = pages_with_errors(build)
     if code or failed:
         for stale in (build / ".doctrees", build / "html", build / "jupyter_execute"):

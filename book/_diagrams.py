@@ -19,9 +19,9 @@ unit is one inch of the figure), so a 12-point label is 12/72 inch tall wherever
 placed. Figures are at most 7.2 inches wide, the width of the text column, so they
 are shown at their own size and no font is below 10 points.
 
-The execution cache (jupyter-cache) keys on a page's code cells only: after changing
-a drawing here, rebuild the page that shows it with `jupyter-book build --all`, or
-remove `_build/.jupyter_cache`, or the page keeps the old picture.
+The execution cache (jupyter-cache) keys on a page's code cells only, not on this file:
+`dev.py book` keeps a digest of this file beside the build and executes every page again
+when it changes, so no page keeps an old picture.
 """
 from __future__ import annotations
 
