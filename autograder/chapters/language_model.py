@@ -522,18 +522,22 @@ class SampleNextCheck(OwnMessages, Check):
         return logits if case.config["draws"] == 1 else logits.expand(case.config["draws"], *logits.shape)
 
     def draw(self, student, case, global_seed: int):
+        """The student's draw, and whether it used torch's global generator (drew from it or reseeded it)."""
         generator = torch.Generator().manual_seed(int(case.tensors["generator_seed"]))
         what = f"sample_next(logits, temperature={case.config['temperature']}, top_k={case.config['top_k']})"
         with seeded(global_seed):
-            return call_student(what, student, self.logits(case), temperature=case.config["temperature"],
-                                top_k=case.config["top_k"], generator=generator)
+            before = torch.random.get_rng_state()
+            ids = call_student(what, student, self.logits(case), temperature=case.config["temperature"],
+                               top_k=case.config["top_k"], generator=generator)
+            touched = not torch.equal(before, torch.random.get_rng_state())
+        return ids, touched
 
     def run_student(self, student, case):
-        first = self.draw(student, case, 1)
-        again = self.draw(student, case, 2)  # same generator seed, another global seed
+        first, touched_first = self.draw(student, case, 1)
+        again, touched_again = self.draw(student, case, 2)  # same generator seed, another global seed
         reproducible = isinstance(first, torch.Tensor) and isinstance(again, torch.Tensor) \
             and first.shape == again.shape and torch.equal(first, again)
-        return {"ids": first, "reproducible": reproducible}
+        return {"ids": first, "reproducible": reproducible, "global_rng": touched_first or touched_again}
 
     def run_reference(self, case):
         generator = torch.Generator().manual_seed(int(case.tensors["generator_seed"]))
@@ -544,6 +548,10 @@ class SampleNextCheck(OwnMessages, Check):
                                                                   case.config["top_k"])}
 
     def compare(self, case, expected, actual):
+        if actual["global_rng"] is True:
+            return ["sample_next used torch's global random generator (it drew from it, or reseeded it "
+                    "with torch.manual_seed): draw only from the generator passed in, "
+                    "torch.multinomial(..., generator=generator), so that the caller's seed stays theirs"]
         ids, want = actual["ids"], expected["ids"]
         dims = ("n",) if case.config["draws"] == 1 else ("draw", "n")
         layout = "(rows,): one id per row of logits" if case.config["draws"] == 1 \

@@ -84,6 +84,9 @@ GRAD_NORMS_BODY = """    state, states = None, []
 
 # Each mutant: (check, cell, source text, replacement, words the feedback must contain)
 MUTANTS = {
+    "train: an early stop that never fires": (
+        check_train_hello, "train_hello", "model(x).argmax(dim=-1)", "model(x).argmax(dim=0)",
+        "but training went on"),
     "clip: each parameter by its own norm": (
         check_clip_grad_norm, "clip_grad_norm",
         "if scale < 1:  # shrink only; small gradients are left as they are\n" + CLIP_SCALE,
@@ -102,6 +105,9 @@ MUTANTS = {
         "    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, norm_type) "
         "for g in grads]), norm_type)\n",
         "you returned the norm after clipping"),
+    "clip: a total norm of 1 without gradients": (
+        check_clip_grad_norm, "clip_grad_norm", "        return torch.tensor(0.0)\n",
+        "        return torch.tensor(1.0)\n", "no parameter has a gradient"),
     "clip: no epsilon": (
         check_clip_grad_norm, "clip_grad_norm", "scale = max_norm / (total_norm + 1e-6)",
         "scale = max_norm / total_norm", "leaves out the 1e-6"),
@@ -256,7 +262,7 @@ def test_feedback_names_the_parameter_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_clip_grad_norm(shrinks_the_last_one_too_much, quiet=True)
     message = str(failure.value)
-    assert "clip_grad_norm does not match torch.nn.utils.clip_grad_norm_ on case 1 of 4" in message
+    assert "clip_grad_norm does not match torch.nn.utils.clip_grad_norm_ on case 1 of 5" in message
     assert "parameters[2].grad[i=0, j=0] is" in message and "largest error" in message
 
 
