@@ -8,9 +8,10 @@ release), grades it with 1 worker and then with 2 in the same run, and prints:
 
     s/sub        wall seconds per submission
     speed-up     1 worker's wall time over 2 workers'
-    parent       the grading process's CPU seconds per submission (collecting, relaying and
-                 decoding what the sandboxes send, saving results; with the batch's fixed
-                 costs, spread over the class): the part that does not grow with --workers
+    parent       the grading process's CPU seconds per submission (collecting, preparing the
+                 notebooks, relaying what the sandboxes send, saving results; with the batch's
+                 fixed costs, the references among them, spread over the class): the part
+                 that does not grow with --workers (decoding and scoring are the scorers')
     share        parent / (parent + sandbox), with 2 workers
     sandbox      seconds a submission spent in its sandbox (its cells and the checks' calls)
     nbgrader     serial `nbgrader autograde` on the first --nbgrader-count of the class

@@ -10,6 +10,7 @@ once per batch; a shard of a larger class (shards.py) grades a stable share of i
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ from rnn_by_hand.grading import notebook as nbmod
 from rnn_by_hand.grading.collect import Submission, collect, file_name
 from rnn_by_hand.grading.errors import GradingError
 from rnn_by_hand.grading.sandbox import Isolation, Job, Limits, Outcome, Pool, find_isolation
-from rnn_by_hand.grading.scoring import CellResult, ScoringPool, grader_failure
+from rnn_by_hand.grading.scoring import CellResult, Scored, ScoringPool, grader_failure
 
 
 @dataclass
@@ -125,8 +126,6 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
     GradingError when the batch cannot run (no sandbox, a worker that cannot start);
     a student's results are never an exception.
     """
-    from rnn_by_hand.checking.registry import discover
-    discover()  # every chapter's checks, before any work starts
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
     assignment = Assignment.load(assignment_name, course)
@@ -157,67 +156,101 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
             from rnn_by_hand.grading.shards import shard_of
             everyone = [submission.student for submission in found]
             found = [s for s in found if shard_of(s.student, shard[1]) == shard[0]]
-        cases = make_cases(assignment, seed)
-        results, jobs, pending = [], [], {}
-        for submission in found:
-            done = previous(out, submission, resume)
-            if done:
-                results.append(done)
-                continue
-            prepared_result, job = prepare_job(assignment, submission, isolation)
-            if job is None:
-                save(out, prepared_result)
-                results.append(prepared_result)
-            else:
-                jobs.append(job)
-                pending[job.key] = prepared_result
-        if jobs:
-            results += run_jobs(jobs, pending, assignment, cases, out, min(workers, len(jobs)), limits,
-                                isolation, Progress(len(jobs), progress))
+        results = [done for done in (previous(out, s, resume) for s in found) if done]
+        todo = [s for s in found if s.student not in {r.student for r in results}]
+        # The sandboxes start first: their Pythons import torch while this process loads the
+        # checks, makes the cases and references and prepares the notebooks.
+        pool = Pool(min(workers, len(todo)), limits, isolation, preloads(assignment)) if todo else None
+        try:
+            results += grade_todo(todo, assignment, seed, out, pool, progress)
+        finally:
+            if pool:
+                pool.close()
     if shard:
         from rnn_by_hand.grading.shards import write_manifest
         write_manifest(out, plan, shard, everyone, [r.student for r in results])
     return sorted(results, key=lambda r: r.student)
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    """This process's torch work (references, comparisons) is many small operations, done
+    while the sandboxes use the cores: more threads only spin against them (on 2 cores,
+    chapter 8's references took 3.75 s with torch's default threads beside one starting
+    sandbox, 0.34 s with one thread)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def grade_todo(todo: list[Submission], assignment: Assignment, seed: int, out: Path, pool: Pool | None,
+               progress: bool) -> list[Result]:
+    """Prepare and grade the submissions not graded yet, in `pool`'s sandboxes."""
+    with one_torch_thread():
+        return prepare_and_run(todo, assignment, seed, out, pool, progress)
+
+
+def prepare_and_run(todo: list[Submission], assignment: Assignment, seed: int, out: Path, pool: Pool | None,
+                    progress: bool) -> list[Result]:
+    from rnn_by_hand.checking.registry import discover
+    discover()  # every chapter's checks
+    cases = make_cases(assignment, seed)
+    results, jobs, pending = [], [], {}
+    for submission in todo:
+        prepared_result, job = prepare_job(assignment, submission, pool.isolation)
+        if job is None:
+            save(out, prepared_result)
+            results.append(prepared_result)
+        else:
+            jobs.append(job)
+            pending[job.key] = prepared_result
+    if jobs:
+        results += run_jobs(jobs, pending, assignment, cases, out, pool, Progress(len(jobs), progress))
+    return results
+
+
 def preloads(assignment: Assignment) -> tuple[str, ...]:
     """Modules the assignment's code will import on first use, loaded once per worker instead
-    of once per submission: torch._dynamo (about 2 s) comes with the first optimizer step.
-    Elsewhere it would only slow every worker's start."""
+    of once per submission (each submission is a fork of the worker, so what it imports
+    dies with it): torch._dynamo (about 2 s) comes with the first optimizer step, pyplot
+    (about 0.9 s) with plotting. Where the assignment does neither, loading them would only
+    slow every worker's start; a student who plots anyway pays the import in their own run."""
     code = "".join("".join(cell["source"]) for cell in assignment.source["cells"] if cell["cell_type"] == "code")
-    return ("torch._dynamo",) if re.search(r"\boptim\b", code) else ()
+    modules = ("torch._dynamo",) if re.search(r"\boptim\b", code) else ()
+    return modules + (("matplotlib.pyplot",) if re.search(r"\b(matplotlib|plt)\b", code) else ())
 
 
 def run_jobs(jobs: list[Job], pending: dict[str, Result], assignment: Assignment, cases: dict, out: Path,
-             workers: int, limits: Limits, isolation: Isolation, bar: Progress) -> list[Result]:
+             pool: Pool, bar: Progress) -> list[Result]:
     """Sandboxes run the jobs; each outcome goes to a scoring process as soon as it arrives."""
     results, scoring = [], {}
-    scorers = ScoringPool(assignment, cases, workers)  # the references, once, before any sandbox starts
-    try:
-        pool = Pool(workers, limits, isolation, cases, preloads(assignment))
-    except BaseException:
-        scorers.close()
-        raise
+    # The references, once; then one scorer per sandbox, forked without the sandboxes' pipes.
+    scorers = ScoringPool(assignment, cases, len(pool.workers), pool.descriptors())
 
     def collect_scored(block: bool) -> None:
         for future in [f for f in scoring if block or f.done()]:
             result, outcome = scoring.pop(future)
             try:
-                cells = future.result()
+                scored = future.result()
             except Exception as error:  # noqa: BLE001 -- the grader's failure, never a score
                 outcome.grader_error = grader_failure(error)
-                cells = [CellResult(c.grade_id, c.points, 0.0, outcome.grader_error) for c in assignment.graded]
-            result = finish(result, outcome, cells)
+                scored = Scored([CellResult(c.grade_id, c.points, 0.0, outcome.grader_error)
+                                 for c in assignment.graded], [], outcome.exit, outcome.problem)
+            result = finish(result, outcome, scored)
             save(out, result)
             results.append(result)
             bar.step(result.student)
     try:
+        pool.start(cases)
         for outcome in pool.run(jobs):
             scoring[scorers.submit(outcome)] = (pending.pop(outcome.key), outcome)
             collect_scored(block=False)
         collect_scored(block=True)
     finally:
-        pool.close()
         scorers.close()
     return results
 
@@ -238,16 +271,17 @@ def grade_one(notebook: Path, assignment_name: str, *, course: Course | Path | s
     return result
 
 
-def finish(result: Result, outcome: Outcome, cells: list[CellResult]) -> Result:
-    result.cells = cells
+def finish(result: Result, outcome: Outcome, scored: Scored) -> Result:
+    """The result, from how the job ended (`outcome`) and what its scorer made of it."""
+    result.cells = scored.cells
     result.score = sum(c.score for c in result.cells)
-    result.cell_errors = outcome.cell_errors
+    result.cell_errors = scored.cell_errors
     result.seconds = round(outcome.seconds, 2)
-    result.final = outcome.final
-    if outcome.exit != "ok":
-        result.notes.append(f"the notebook's process: {outcome.exit}")
-    if outcome.problem:
-        result.notes.append(f"suspected tampering: {outcome.problem}")
+    result.final = not (scored.problem or outcome.grader_error)
+    if scored.exit != "ok":
+        result.notes.append(f"the notebook's process: {scored.exit}")
+    if scored.problem:
+        result.notes.append(f"suspected tampering: {scored.problem}")
     return result
 
 

@@ -1,6 +1,6 @@
 """The one channel between the grader and a sandbox: framed, capped, typed messages.
 
-    grader --(S setup, J job, Q quit)--> worker in the sandbox      trusted direction
+    grader --(S setup, C cases, J job, Q quit)--> worker in the sandbox      trusted direction
     grader <--(R ready, M message, E end, F failed)-- worker        untrusted direction
                                       ^ M: a submission's own message, relayed unread
 
@@ -26,7 +26,7 @@ MAX_TEXT = 2000             # one error text from the sandbox, in characters
 MAX_CELL_ERRORS = 500
 
 # Frame kinds.
-SETUP, JOB, QUIT = b"S", b"J", b"Q"              # grader -> worker
+SETUP, CASES, JOB, QUIT = b"S", b"C", b"J", b"Q"  # grader -> worker
 READY, MESSAGE, END, FAILED = b"R", b"M", b"E", b"F"  # worker -> grader
 
 
@@ -150,35 +150,44 @@ def parse_json(payload: bytes, fields: dict[str, type]) -> dict:
 
 @dataclass
 class Collected:
-    """What one submission sent, as the grader reads it."""
+    """What one submission sent: counted and capped as it arrives (cheap, in the grading
+    process), decoded later by a scoring process (the wire format's cost is theirs)."""
     checks: set[str]
     max_messages: int
+    payloads: list[bytes] = field(default_factory=list)
     results: dict[str, CheckRan] = field(default_factory=dict)
     cell_errors: list[str] = field(default_factory=list)
     done: bool = False
     problem: str = ""  # the first way the submission broke the protocol
-    count: int = 0
     size: int = 0
 
     def add(self, payload: bytes) -> None:
-        """Take one relayed message; a broken one records the problem and stops the reading."""
+        """Keep one relayed message; past the limits, record the problem and keep no more."""
         if self.problem:
             return
-        self.count += 1
         self.size += len(payload)
-        try:
-            if self.count > self.max_messages or self.size > MAX_JOB_BYTES:
-                raise ProtocolError("more messages or data than a notebook's results need")
-            message = parse_child_message(payload, self.checks)
-            if self.done:
-                raise ProtocolError("messages after the end of the results")
-            if isinstance(message, CellsRan):
-                self.cell_errors = list(message.errors)
-            elif isinstance(message, CheckRan):
-                if message.check in self.results:
-                    raise ProtocolError(f"results for {message.check} twice")
-                self.results[message.check] = message
-            else:
-                self.done = True
-        except ProtocolError as error:
-            self.problem = f"the notebook's process sent back {error}"
+        if len(self.payloads) >= self.max_messages or self.size > MAX_JOB_BYTES:
+            self.problem = "the notebook's process sent back more messages or data than a notebook's results need"
+            return
+        self.payloads.append(payload)
+
+    def decode(self) -> None:
+        """Parse the kept messages in order; the first broken one records the problem and
+        ends the reading, as if the later ones had not been sent."""
+        payloads, self.payloads = self.payloads, []
+        for payload in payloads:
+            try:
+                message = parse_child_message(payload, self.checks)
+                if self.done:
+                    raise ProtocolError("messages after the end of the results")
+                if isinstance(message, CellsRan):
+                    self.cell_errors = list(message.errors)
+                elif isinstance(message, CheckRan):
+                    if message.check in self.results:
+                        raise ProtocolError(f"results for {message.check} twice")
+                    self.results[message.check] = message
+                else:
+                    self.done = True
+            except ProtocolError as error:
+                self.problem = self.problem or f"the notebook's process sent back {error}"
+                return

@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,17 +74,34 @@ def max_messages(job: Job) -> int:
 
 @dataclass
 class Outcome:
+    """How one job ended. What the submission sent stays undecoded (`received`) until a
+    scoring process calls decode(): the grading process only counts it."""
     key: str
-    results: dict[str, protocol.CheckRan]
-    cell_errors: list[str]
+    received: protocol.Collected | None
     exit: str            # "ok", "exit code 3", "stopped at the time limit ...", ...
     seconds: float
     problem: str = ""    # the submission broke the channel's rules: 0 with this reason, not final
     grader_error: str = ""  # our own failure: not a student's score; graded again on resume
+    ended: bool = False  # the worker reported the job's end (its exit and limits are known)
+    results: dict[str, protocol.CheckRan] = field(default_factory=dict)
+    cell_errors: list[str] = field(default_factory=list)
 
     @property
     def final(self) -> bool:
         return not (self.problem or self.grader_error)
+
+    def decode(self) -> Outcome:
+        """Parse what the submission sent into results and cell errors (once)."""
+        received, self.received = self.received, None
+        if received is None:
+            return self
+        received.decode()
+        self.results, self.cell_errors = received.results, received.cell_errors
+        if self.ended:
+            if self.exit == "ok" and not received.done and not received.problem:
+                self.exit = "ended early"
+            self.problem = received.problem or self.problem
+        return self
 
 
 # -- which sandbox ----------------------------------------------------------------
@@ -204,12 +222,32 @@ class Worker:
         self.deadline = 0.0
         self.started = 0.0
         self.setup = setup
+        self.ready = False  # it said READY: it takes jobs
+        self.start_deadline = time.monotonic() + START_SECONDS
 
     def send_setup(self) -> None:
-        """The cases and limits. The write waits until the worker's Python reads it, so a pool
-        starts all its workers first and only then sends each its setup."""
+        """The limits and what to import: small enough for the pipe's buffer, so the write
+        never waits for the worker, which reads it once its Python has started."""
         self.process.stdin.write(protocol.frame(protocol.SETUP, self.setup))
         self.process.stdin.flush()
+
+    def send_cases(self, cases: bytes) -> None:
+        """The cases, written by a thread of their own: the write waits until the worker, its
+        imports done, reads them, and the other workers should not wait for this one. The
+        worker reads all of them before it says READY, so no job frame can overtake them. A
+        worker that ended is not an error here: its start-up reports why it ended."""
+        def write() -> None:
+            try:
+                self.process.stdin.write(protocol.frame(protocol.CASES, cases))
+                self.process.stdin.flush()
+            except (OSError, ValueError):  # it ended, or was stopped (its pipe closed)
+                pass
+        threading.Thread(target=write, name="send-cases", daemon=True).start()
+
+    def descriptors(self) -> list[int]:
+        """The grader's ends of this worker's pipes (a process forked later must close them,
+        or the worker would never see its input end)."""
+        return [self.process.stdin.fileno(), self.process.stdout.fileno(), self.log.fileno()]
 
     def fileno(self) -> int:
         return self.process.stdout.fileno()
@@ -252,57 +290,78 @@ class Worker:
 
 
 class Pool:
-    """`workers` sandboxes; submit jobs and collect an Outcome for each as they finish."""
+    """`workers` sandboxes; submit jobs and collect an Outcome for each as they finish.
 
-    def __init__(self, workers: int, limits: Limits, isolation: Isolation, cases: dict,
-                 preload: tuple[str, ...] = ()):
+    The sandboxes start at once, when the pool is made, so that their Pythons import torch
+    while the grader prepares the batch; start(cases) gives them the cases and waits until
+    every one is ready. Call close() in every case.
+    """
+
+    def __init__(self, workers: int, limits: Limits, isolation: Isolation, preload: tuple[str, ...] = ()):
         self.limits, self.isolation = limits, isolation
-        self.setup = dumps({"cases": cases, "namespaces": isolation.namespaces, "limits": asdict(limits),
+        self.setup = dumps({"namespaces": isolation.namespaces, "limits": asdict(limits),
                             "preload": list(preload),
                             "keep": kept_under_tmp() if isolation.prefix else [],
                             "hide": [WORKER_SCRATCH] if isolation.prefix else []})
+        self.cases = b""
         self.logs = Path(tempfile.mkdtemp(prefix="grader-logs-"))
         self.workers: list[Worker] = []
         try:
             for _ in range(workers):
                 self.workers.append(Worker(isolation, self.setup, self.logs))
-            for worker in self.workers:
-                worker.send_setup()
-            for worker in self.workers:
-                self.wait_ready(worker)
+                self.workers[-1].send_setup()
         except BaseException:
             self.close()
             raise
 
+    def start(self, cases: dict) -> None:
+        """Send every worker the cases. Each starts taking jobs once it says it is ready, so
+        the first to finish its imports is not kept waiting for the others."""
+        self.cases = dumps(cases)
+        for worker in self.workers:
+            worker.send_cases(self.cases)
+            worker.start_deadline = time.monotonic() + START_SECONDS
+
+    def descriptors(self) -> list[int]:
+        return [fd for worker in self.workers for fd in worker.descriptors()]
+
     def wait_ready(self, worker: Worker) -> None:
-        deadline = time.monotonic() + START_SECONDS
+        """Block until `worker` is ready (GradingError if it cannot start)."""
         selector = selectors.DefaultSelector()
         selector.register(worker, selectors.EVENT_READ)
         try:
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=deadline - time.monotonic()):
-                    continue
-                try:
-                    frames = worker.read()
-                except protocol.ProtocolError as error:
-                    raise GradingError(f"the sandbox's worker broke the protocol at start-up ({error})") from None
-                if frames is None:
-                    raise GradingError("the sandbox's worker ended at start-up: " + worker.failure())
-                for kind, payload in frames:
-                    if kind == protocol.READY:
-                        return
-                    if kind == protocol.FAILED:
-                        message = protocol.parse_json(payload, {"error": str})["error"]
-                        raise GradingError(f"{message}; the grader's Python must be readable inside "
-                                           "the sandbox (see book/instructors.md)")
-            raise GradingError(f"the sandbox's worker did not start within {START_SECONDS} s")
+            while not worker.ready:
+                selector.select(timeout=max(0.0, worker.start_deadline - time.monotonic()))
+                self.advance_start(worker)
         finally:
             selector.close()
+
+    @staticmethod
+    def advance_start(worker: Worker) -> None:
+        """Read what a starting worker sent: it becomes ready, or a GradingError says why not."""
+        try:
+            frames = worker.read()
+        except protocol.ProtocolError as error:
+            raise GradingError(f"the sandbox's worker broke the protocol at start-up ({error})") from None
+        if frames is None:
+            raise GradingError("the sandbox's worker ended at start-up: " + worker.failure())
+        for kind, payload in frames:
+            if kind == protocol.READY:
+                worker.ready = True
+                return
+            if kind == protocol.FAILED:
+                message = protocol.parse_json(payload, {"error": str})["error"]
+                raise GradingError(f"{message}; the grader's Python must be readable inside "
+                                   "the sandbox (see book/instructors.md)")
+        if time.monotonic() > worker.start_deadline:
+            raise GradingError(f"the sandbox's worker did not start within {START_SECONDS} s")
 
     def restart(self, worker: Worker) -> Worker:
         worker.stop()
         fresh = Worker(self.isolation, self.setup, self.logs)
         fresh.send_setup()
+        fresh.send_cases(self.cases)
+        fresh.start_deadline = time.monotonic() + START_SECONDS
         self.wait_ready(fresh)
         self.workers[self.workers.index(worker)] = fresh
         return fresh
@@ -317,16 +376,21 @@ class Pool:
         try:
             while pending or busy:
                 for worker in self.workers:
-                    if worker.job is None and pending:
+                    if worker.ready and worker.job is None and pending:
                         worker.start(pending.pop(), self.limits)
                         busy += 1
                 now = time.monotonic()
-                nearest = min((w.deadline for w in self.workers if w.job), default=now + 1)
+                nearest = min([w.deadline for w in self.workers if w.job]
+                              + [w.start_deadline for w in self.workers if not w.ready], default=now + 1)
                 events = selector.select(timeout=max(0.0, nearest - now))
                 ready = [key.fileobj for key, _ in events]
-                for worker in [w for w in self.workers if w.job and time.monotonic() > w.deadline]:
+                for worker in [w for w in self.workers if (w.job or not w.ready)
+                               and time.monotonic() > (w.deadline if w.job else w.start_deadline)]:
                     ready.append(worker)  # overdue: the worker did not enforce the deadline
                 for worker in dict.fromkeys(ready):
+                    if not worker.ready:
+                        self.advance_start(worker)
+                        continue
                     if worker.job is None:
                         continue
                     outcome = self.step(worker)
@@ -347,17 +411,17 @@ class Pool:
         seconds = round(time.monotonic() - worker.started, 3)
         if time.monotonic() > worker.deadline:
             worker.job = None
-            return Outcome(job.key, collected.results, collected.cell_errors, "time limit", seconds,
+            return Outcome(job.key, collected, "time limit", seconds,
                            problem="the sandbox did not end the notebook at its time limit")
         try:
             frames = worker.read()
         except protocol.ProtocolError as error:
             worker.job = None
-            return Outcome(job.key, collected.results, collected.cell_errors, "broken channel", seconds,
+            return Outcome(job.key, collected, "broken channel", seconds,
                            problem=f"the notebook's process sent back {error}")
         if frames is None:
             worker.job = None
-            return Outcome(job.key, {}, [], "worker ended", seconds,
+            return Outcome(job.key, None, "worker ended", seconds,
                            grader_error="not graded: grader error (the sandbox's worker ended: "
                                         f"{worker.failure()})")
         for kind, payload in frames:
@@ -366,28 +430,25 @@ class Pool:
                 continue
             worker.job = None
             if kind != protocol.END:
-                return Outcome(job.key, {}, [], "worker failed", seconds,
+                return Outcome(job.key, None, "worker failed", seconds,
                                grader_error="not graded: grader error (the sandbox's worker "
                                             "sent an unexpected message)")
             try:
                 end = protocol.parse_json(payload, {"key": str, "exit": str, "violation": str,
                                                     "setup_error": str, "seconds": float})
             except protocol.ProtocolError as error:
-                return Outcome(job.key, {}, [], "worker failed", seconds,
+                return Outcome(job.key, None, "worker failed", seconds,
                                problem=f"the sandbox's worker sent back {error}")
             if end["key"] != job.key:
-                return Outcome(job.key, {}, [], "worker failed", seconds,
+                return Outcome(job.key, None, "worker failed", seconds,
                                problem="the sandbox's worker answered for another submission")
             if end["setup_error"]:
-                return Outcome(job.key, {}, [], "not started", seconds,
+                return Outcome(job.key, None, "not started", seconds,
                                grader_error="not graded: grader error (the sandbox could not prepare "
                                             f"the submission: {end['setup_error'][:300]})")
-            exit_text = end["exit"][:300]
-            if exit_text == "ok" and not collected.done and not collected.problem:
-                exit_text = "ended early"
             violation = end["violation"][:300] and f"the notebook's process {end['violation'][:300]}"
-            return Outcome(job.key, collected.results, collected.cell_errors, exit_text,
-                           round(end["seconds"], 3), problem=collected.problem or violation)
+            return Outcome(job.key, collected, end["exit"][:300], round(end["seconds"], 3),
+                           problem=collected.problem or violation, ended=True)
         return None
 
     def close(self) -> None:

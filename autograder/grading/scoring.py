@@ -4,12 +4,13 @@ Every student of a batch gets the same cases, so the torch.nn references are com
 once per batch, per check and case, before any submission is scored, never per student.
 Comparisons and hints, the rest of a submission's trusted cost, run in a small pool of
 scoring processes that hold grader code only: they never see student code, only the
-values a sandbox sent back, already decoded by the wire format. So a batch's speed grows
+messages a sandbox sent back, which they decode with the wire format (so decoding, too,
+is off the grading process). So a batch's speed grows
 with --workers up to the machine's cores, instead of stopping at what one parent process
 can compare. The scorers are forked once the references exist, so they start with them
 (and with torch imported) at no cost.
 
-    sandbox (student code) --values--> parent (collect, relay) --Outcome--> scorer --cells--> parent
+    sandbox (student code) --messages--> parent (count, relay) --Outcome--> scorer --Scored--> parent
 
 A scorer's own failure is never a student's score: the result is kept "not final" with
 the error as its reason, and a resumed batch grades it again.
@@ -31,6 +32,15 @@ class CellResult:
     reason: str = ""
 
 
+@dataclass
+class Scored:
+    """A scorer's answer: the cells' scores and what it decoded of the submission's messages."""
+    cells: list[CellResult]
+    cell_errors: list[str]
+    exit: str
+    problem: str
+
+
 class Scorer:
     """Scores one assignment's outcomes against references it computes once per case."""
 
@@ -49,8 +59,9 @@ class Scorer:
         for name in self.cases:
             self.reference(name, 0)
 
-    def score(self, outcome) -> list[CellResult]:
-        """Compare the child's outputs with the references and score each test cell."""
+    def score(self, outcome) -> Scored:
+        """Decode what the child sent, compare it with the references, score each test cell."""
+        outcome.decode()
         failures: dict[str, str] = {}
         for name in self.cases:
             message = outcome.results.get(name)
@@ -70,7 +81,7 @@ class Scorer:
             problems = [failures[name] for name, _ in cell.checks if failures.get(name)]
             results.append(CellResult(cell.grade_id, cell.points, 0.0 if problems else cell.points,
                                       problems[0] if problems else ""))
-        return results
+        return Scored(results, outcome.cell_errors, outcome.exit, outcome.problem)
 
     def first_problem(self, name: str, outputs) -> str:
         from rnn_by_hand import CHECKS
@@ -103,8 +114,15 @@ def safe_hint(check, case, actual: dict) -> str:
 _scorer: Scorer | None = None  # what a forked scoring process inherits
 
 
-def _start() -> None:
-    """A scoring process: one torch thread (its siblings and the sandboxes share the cores)."""
+def _start(inherited: list[int]) -> None:
+    """A scoring process: without the grader's pipes to the sandboxes (a worker sees its input
+    end only when every copy of it is closed); one torch thread (its siblings and the sandboxes
+    share the cores)."""
+    for fd in inherited:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     import torch
     torch.set_num_threads(1)
 
@@ -113,20 +131,21 @@ def _started() -> int:
     return os.getpid()
 
 
-def _score(outcome) -> list[CellResult]:
+def _score(outcome) -> Scored:
     return _scorer.score(outcome)
 
 
 class ScoringPool:
-    """`processes` scorers; submit(outcome) -> a Future of its cells.
+    """`processes` scorers; submit(outcome) -> a Future of its Scored.
 
-    The references are computed here, once, before the scorers exist; the scorers are forked
-    from this process on the first submissions, so they inherit them. With one process,
-    scoring stays in this process. Forking a process that has used torch is safe on the
-    CPU: torch resets its thread pool in the child (its DataLoader forks the same way).
+    The references are computed here, once, before the scorers exist; the scorers are then
+    forked from this process, so they inherit them, and close `inherited` (the grader's
+    ends of the sandboxes' pipes). With one process, scoring stays in this process.
+    Forking a process that has used torch is safe on the CPU: torch resets its thread pool
+    in the child (its DataLoader forks the same way).
     """
 
-    def __init__(self, assignment, cases: dict, processes: int):
+    def __init__(self, assignment, cases: dict, processes: int, inherited: list[int] = ()):
         global _scorer
         self.local = Scorer(assignment, cases)
         self.local.compute_references()
@@ -134,9 +153,8 @@ class ScoringPool:
         if processes > 1:
             _scorer = self.local
             self.executor = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
-                                                initializer=_start)
-            # Fork every scorer now, before the sandboxes start: a scorer forked later would
-            # inherit the grader's pipes to them, and a sandbox would never see its input end.
+                                                initializer=_start, initargs=(list(inherited),))
+            # Fork every scorer now: the pool would otherwise fork them as work arrives.
             for started in [self.executor.submit(_started) for _ in range(processes)]:
                 started.result()
 

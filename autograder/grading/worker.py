@@ -90,9 +90,9 @@ def prepare_runtime(preload: list[str]) -> object:
     import torch
     from rnn_by_hand.checking.registry import discover
     discover()  # every chapter's checks
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # students plot
+    if "matplotlib.pyplot" in preload:
+        import matplotlib
+        matplotlib.use("Agg")  # before pyplot: no GUI backend is ever tried
     for module in preload:
         importlib.import_module(module)
     from IPython.core.interactiveshell import InteractiveShell
@@ -107,7 +107,8 @@ def prepare_runtime(preload: list[str]) -> object:
             """No event loop to hook into: `%matplotlib inline` only selects the backend."""
 
     shell = GradingShell.instance(config=config)
-    shell.run_line_magic("matplotlib", "inline")
+    if "matplotlib.pyplot" in preload:
+        shell.run_line_magic("matplotlib", "inline")  # as a kernel would; elsewhere a student's own
     return shell
 
 
@@ -128,6 +129,11 @@ def main() -> None:
         problem = probe_namespaces()
         if problem:
             fail(f"the sandbox cannot give each submission its own namespaces ({problem})")
+    # The cases come last: the grader computes them while this worker starts.
+    kind, payload = read_frame(stdin, protocol.CASES)
+    if kind != protocol.CASES:
+        return
+    setup["cases"] = trusted_load(payload)
     stdout.write(protocol.frame(protocol.READY, protocol.json_payload({"pid": os.getpid()})))
     stdout.flush()
     while True:

@@ -189,6 +189,9 @@ def batch(tmp_path_factory):
     students["claims-a-huge-message"] = at_end(RELEASE, forging("", size=2**32 - 1))
     students["long-exception"] = at_end(RELEASE, "MESSAGE = 'x' * 5000 + chr(10) + 'the' + ' rest'\n"
                                                  "def rnn_step(*a, **k):\n    raise ValueError(MESSAGE)")
+    # Chapter 1 never plots, so its workers do not load pyplot: a student who does pays the import.
+    students["plots"] = at_end(answered(), "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+                                           "plt.plot([0, 1], [1, 0])\nplt.show()")
     for index in range(3):  # sorted after the probes: graded later, by the same worker
         students[f"zz-bystander-{index}"] = answered()
     for student, notebook in students.items():
@@ -214,6 +217,11 @@ def test_bystanders_keep_full_marks(batch):
     results, _ = batch
     for index in range(3):
         assert results[f"zz-bystander-{index}"].score == FULL, results[f"zz-bystander-{index}"]
+
+
+def test_a_student_may_plot_where_the_assignment_does_not(batch):
+    results, _ = batch
+    assert results["plots"].score == FULL and not results["plots"].cell_errors, results["plots"]
 
 
 def test_only_its_own_channel_is_inherited(batch):
@@ -302,14 +310,15 @@ def test_without_a_sandbox_it_refuses_in_one_line_unless_told(tmp_path):
 
 
 FAULTY_BWRAP = """#!{python}
-# bubblewrap that hands the worker its setup, then dies at the first job: the grader's failure.
+# bubblewrap that hands the worker its setup and cases, then dies at the first job: the grader's failure.
 import os, struct, subprocess, sys
 if "--version" in sys.argv or os.isatty(0) or not sys.stdin.buffer.peek(1)[:1]:
     os.execvp("bwrap", ["bwrap", *sys.argv[1:]])
 worker = subprocess.Popen(["bwrap", *sys.argv[1:]], stdin=subprocess.PIPE)
-header = sys.stdin.buffer.read(5)
-worker.stdin.write(header + sys.stdin.buffer.read(struct.unpack("<cI", header)[1]))
-worker.stdin.flush()
+for _ in range(2):  # the setup frame, then the cases frame
+    header = sys.stdin.buffer.read(5)
+    worker.stdin.write(header + sys.stdin.buffer.read(struct.unpack("<cI", header)[1]))
+    worker.stdin.flush()
 sys.stdin.buffer.read(5)
 worker.kill()
 """
