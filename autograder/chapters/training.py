@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.utils import _pytree as pytree
 
 from ..checking import (Case, Check, CheckFailure, OwnMessages, call_student, describe_config, seeded,
@@ -580,18 +580,28 @@ class DetachStateCheck(OwnMessages, Check):
 
 class StepCounter:
     """Counts every optimizer.step() of any torch.optim optimizer while it is active, and keeps
-    a copy of the parameters after each step (by tensor identity), to replay the training."""
+    a copy of the parameters before and after each step (by tensor identity): to replay the
+    training, and to see updates that went around the counted steps (a call of the step
+    function's __wrapped__, a hand-written update), which nothing else would count."""
 
     def __enter__(self):
         self.count = 0
-        self.snapshots: list[dict[int, torch.Tensor]] = []
-        self.handle = register_optimizer_step_post_hook(self.hook)
+        self.before: list[dict[int, torch.Tensor]] = []
+        self.snapshots: list[dict[int, torch.Tensor]] = []  # after each step
+        self.handles = [register_optimizer_step_pre_hook(self.pre_hook),
+                        register_optimizer_step_post_hook(self.hook)]
         return self
+
+    @staticmethod
+    def parameters(optimizer) -> dict[int, torch.Tensor]:
+        return {id(p): p.detach().clone() for group in optimizer.param_groups for p in group["params"]}
+
+    def pre_hook(self, optimizer, args, kwargs):
+        self.before.append(self.parameters(optimizer))
 
     def hook(self, optimizer, args, kwargs):
         self.count += 1
-        self.snapshots.append({id(p): p.detach().clone() for group in optimizer.param_groups
-                               for p in group["params"]})
+        self.snapshots.append(self.parameters(optimizer))
 
     def first_success(self, model: nn.Module, cell: str, hidden_size: int) -> int | None:
         """The first step after which `model`'s parameters, as they were then, map SOURCE to TARGET."""
@@ -604,8 +614,25 @@ class StepCounter:
                 return step
         return None
 
+    def initial_state(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        """`model`'s parameters by name just before the first counted step, where it took one."""
+        named = dict(model.named_parameters())
+        if not self.before or not all(id(p) in self.before[0] for p in named.values()):
+            return None
+        return {name: self.before[0][id(p)] for name, p in named.items()}
+
+    def uncounted_updates(self, model: nn.Module) -> int:
+        """How many times the parameters changed between two counted steps or after the last."""
+        final = {id(p): p.detach() for p in model.parameters()}
+        changes = 0
+        for after, next_seen in zip(self.snapshots, self.before[1:len(self.snapshots)] + [final]):
+            common = after.keys() & next_seen.keys()
+            changes += any(not torch.equal(after[k], next_seen[k]) for k in common)
+        return changes
+
     def __exit__(self, *exc):
-        self.handle.remove()
+        for handle in self.handles:
+            handle.remove()
         return False
 
 
@@ -619,6 +646,15 @@ def predict(cell: str, hidden_size: int, state: dict) -> tuple[str, float]:
         logits = model(encode(SOURCE))  # (5, 4)
         loss = F.cross_entropy(logits, encode(TARGET)).item()
     return decode(logits.argmax(-1)), loss
+
+
+def is_fresh(state: dict, fresh: dict[str, torch.Tensor]) -> bool:
+    """Whether `state` holds the weights of the fresh HelloNet `fresh`, as made from the seed.
+    Close, not equal: the sandbox's process may draw the same seed's floats an ulp apart
+    (measured: 3e-8, and 1e-6 from normal_), while one Adam step at lr=0.01 moves them ~1e-2."""
+    return state.keys() == fresh.keys() and all(
+        isinstance(state[k], torch.Tensor) and state[k].shape == fresh[k].shape
+        and torch.allclose(state[k], fresh[k].to(state[k].dtype), rtol=1e-4, atol=1e-5) for k in fresh)
 
 
 class TrainHelloCheck(OwnMessages, Check):
@@ -660,7 +696,8 @@ class TrainHelloCheck(OwnMessages, Check):
             first = counter.first_success(model, c["cell"], c["hidden_size"])
         except Exception:  # noqa: BLE001 -- not a HelloNet's parameters: compare() says so
             first = None
-        return {"state": state, "steps": steps, "counted_steps": counter.count, "first_success": first}
+        return {"state": state, "steps": steps, "counted_steps": counter.count, "first_success": first,
+                "initial": counter.initial_state(model), "uncounted": counter.uncounted_updates(model)}
 
     def run_reference(self, case):
         c = case.config
@@ -686,6 +723,15 @@ class TrainHelloCheck(OwnMessages, Check):
         if counted > c["max_steps"]:
             problems.append(f"training took {counted} optimizer steps, more than the budget "
                             f"max_steps={c['max_steps']}")
+        if actual.get("uncounted"):
+            problems.append(f"the parameters changed {actual['uncounted']} time(s) between the counted "
+                            "optimizer.step() calls or after the last: train with optimizer.step() only "
+                            "(the check counts its calls; nothing else may update the weights)")
+        initial = actual.get("initial")
+        if isinstance(initial, dict) and not is_fresh(initial, expected["fresh"]):
+            problems.append("before the first counted optimizer.step(), the model was not the HelloNet "
+                            "built right after torch.manual_seed(seed): seed, build the model, then "
+                            "train it with optimizer.step() alone")
         first = actual.get("first_success")
         # One step of slack: a loop may judge the logits it computed before its last step.
         if type(first) is int and counted > first + 1:
@@ -708,10 +754,8 @@ class TrainHelloCheck(OwnMessages, Check):
         return problems
 
     def hint(self, case, actual):
-        fresh = self.run_reference(case)["fresh"]
         state = actual.get("state")
-        if isinstance(state, dict) and state.keys() == fresh.keys() and all(
-                torch.equal(state[k], fresh[k]) for k in fresh):
+        if isinstance(state, dict) and is_fresh(state, self.run_reference(case)["fresh"]):
             return ("the returned weights are those of a fresh HelloNet made right after "
                     "torch.manual_seed(seed): return the model you trained, not a new one")
         if isinstance(actual.get("steps"), int) and actual["steps"] in (actual["counted_steps"] - 1,

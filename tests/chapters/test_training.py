@@ -225,6 +225,23 @@ MUTANTS = {
         optimizer.step()
         if loss.item() < 0.001:
             break""", "more than the budget"),
+    "train: steps around the counter, then one counted step": (
+        check_train_hello, "train_hello", TRAIN_LOOP,
+        """    for _ in range(max_steps * 5):  # uncounted: the step function under the hook
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step.__wrapped__(optimizer)
+    step = 1
+    loss = F.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()""", "was not the HelloNet built right after torch.manual_seed(seed)"),
+    "train: counted steps, then more around the counter": (
+        check_train_hello, "train_hello", "        optimizer.step()\n",
+        "        optimizer.step()\n        for _ in range(3):\n"
+        "            optimizer.step.__wrapped__(optimizer)\n",
+        "the parameters changed"),
     "train: ignores cell": (
         check_train_hello, "train_hello", "model = HelloNet(cell, hidden_size)",
         "model = HelloNet('rnn', hidden_size)", "build the model with HelloNet(cell, hidden_size)"),
