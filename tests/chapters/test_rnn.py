@@ -113,6 +113,17 @@ MUTANTS = {
                                    "h = h_0[direction * rnn.num_layers + k]", "h_0 is indexed like h_n"),
     "birnn: dropout in eval mode": (check_birnn_forward, "birnn_forward", "F.dropout(x, rnn.dropout, rnn.training)",
                                     "F.dropout(x, rnn.dropout)", "in evaluation mode"),
+    "birnn: no dropout in training mode": (check_birnn_forward, "birnn_forward",
+                                           "x = F.dropout(x, rnn.dropout, rnn.training)", "pass",
+                                           "yours applies none"),
+    "birnn: dropout after the top layer too": (check_birnn_forward, "birnn_forward",
+                                               "if k < rnn.num_layers - 1:", "if True:",
+                                               "not to the top layer's output"),
+    "birnn: dropout on each direction apart": (check_birnn_forward, "birnn_forward",
+                                               "halves.append(states)",
+                                               "halves.append(F.dropout(states, rnn.dropout, rnn.training)"
+                                               " if k < rnn.num_layers - 1 else states)",
+                                               "on the layer's whole output"),
     "birnn: calls the module": (check_birnn_forward, "birnn_forward", "    D = 2 if rnn.bidirectional else 1\n",
                                 "    return rnn(input, h_0)\n", "calls the module itself"),
     "birnn: copies the weights into a fresh nn.RNN": (check_birnn_forward, "birnn_forward",
@@ -240,6 +251,8 @@ def test_hint_simulation_without_a_mistake_is_nn_rnn():
     """The code that recognises mistakes in hints computes nn.RNN itself when it makes none."""
     for hidden in (False, True):
         for case in check_birnn_forward.make_cases(hidden=hidden):
+            if case.config["training"]:
+                continue  # by_hand is evaluation mode; dropout mistakes are made with nn.RNN itself
             expected = check_birnn_forward.run_reference(case)
             simulated = by_hand(case)
             for name in ("output", "h_n"):

@@ -11,6 +11,8 @@ nn.RNN are trapped while student code runs, so the answer has to be the loop.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import numbers
 import random
@@ -250,34 +252,40 @@ class BirnnForwardCheck(Check):
     forbidden = RNN_KERNELS
 
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, num_layers=2, nonlinearity="tanh", bias=True,
-                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True),
+                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
                dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, nonlinearity="relu", bias=True,
-                    batch_first=True, dropout=0.3, bidirectional=True, h_0=False),
+                    batch_first=True, dropout=0.3, bidirectional=True, h_0=False, training=True),
                dict(L=6, N=4, input_size=5, hidden_size=3, num_layers=1, nonlinearity="tanh", bias=True,
-                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True),
+                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
                dict(L=3, N=2, input_size=2, hidden_size=4, num_layers=2, nonlinearity="relu", bias=False,
-                    batch_first=False, dropout=0.0, bidirectional=False, h_0=True)]
+                    batch_first=False, dropout=0.5, bidirectional=False, h_0=True, training=False)]
     HIDDEN = [dict(L=6, N=2, input_size=3, hidden_size=4, num_layers=3, nonlinearity="tanh", bias=False,
-                   batch_first=True, dropout=0.0, bidirectional=True, h_0=True),
+                   batch_first=True, dropout=0.0, bidirectional=True, h_0=True, training=False),
               dict(L=7, N=1, input_size=2, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True,
-                   batch_first=False, dropout=0.4, bidirectional=True, h_0=True),
+                   batch_first=False, dropout=0.4, bidirectional=True, h_0=True, training=True),
               dict(L=5, N=3, input_size=4, hidden_size=4, num_layers=2, nonlinearity="relu", bias=True,
-                   batch_first=False, dropout=0.0, bidirectional=False, h_0=True),
+                   batch_first=False, dropout=0.3, bidirectional=False, h_0=True, training=False),
               dict(L=2, N=5, input_size=6, hidden_size=3, num_layers=2, nonlinearity="relu", bias=True,
-                   batch_first=True, dropout=0.0, bidirectional=True, h_0=False)]
+                   batch_first=True, dropout=0.0, bidirectional=True, h_0=False, training=False)]
 
     def make_tensors(self, config):
         rnn = quiet_rnn(**rnn_args(config), dtype=DTYPE)
         D = 2 if config["bidirectional"] else 1
         # h_0 has D * num_layers rows: make_sequence draws one per "layer" it is told of
         x, h_0 = make_sequence(dict(config, num_layers=D * config["num_layers"]))
-        return {"input": x} | ({"h_0": h_0} if h_0 is not None else {}) | with_state(rnn)
+        seed = {"dropout_seed": torch.randint(0, 2**31 - 1, ())} if config["training"] else {}
+        return {"input": x} | ({"h_0": h_0} if h_0 is not None else {}) | seed | with_state(rnn)
+
+    @staticmethod
+    def dropout_draws(case: Case):
+        """In training mode, the generator both sides draw dropout from, seeded alike."""
+        return seeded(int(case.tensors["dropout_seed"])) if case.config["training"] else contextlib.nullcontext()
 
     def run_student(self, student, case):
         rnn = self.module(case)  # a fresh copy each time: the student's edits cannot reach ours
         args = (case.tensors["input"],) + ((case.tensors["h_0"],) if "h_0" in case.tensors else ())
         try:
-            with torch.no_grad():  # plain arithmetic on the parameters; no graph needed
+            with torch.no_grad(), self.dropout_draws(case):  # plain arithmetic on the parameters
                 result = call_student(self.student_name, student, rnn, *args)
         except CheckFailure as failure:
             raise CheckFailure(self.explain_crash(case, str(failure))) from None
@@ -289,8 +297,9 @@ class BirnnForwardCheck(Check):
 
     @staticmethod
     def module(case: Case) -> NoForwardRNN:
-        """The module the student receives: the case's weights, eval mode, no forward."""
-        return loaded(quiet_rnn(NoForwardRNN, **rnn_args(case.config), dtype=DTYPE), case)
+        """The module the student receives: the case's weights and mode, no forward."""
+        return loaded(quiet_rnn(NoForwardRNN, **rnn_args(case.config), dtype=DTYPE), case).train(
+            case.config["training"])
 
     @staticmethod
     def explain_crash(case: Case, message: str) -> str:
@@ -302,10 +311,13 @@ class BirnnForwardCheck(Check):
                         "(L, N, 2H), which is why weight_ih_l1 has shape (H, 2H)")
         return message
 
-    def run_reference(self, case):
-        rnn = loaded(quiet_rnn(**rnn_args(case.config), dtype=DTYPE), case)
-        with torch.no_grad():
+    def run_reference(self, case, top_dropout: bool = False):
+        """nn.RNN itself, in the case's mode; top_dropout: also dropout on the top layer (a mistake)."""
+        rnn = loaded(quiet_rnn(**rnn_args(case.config), dtype=DTYPE), case).train(case.config["training"])
+        with torch.no_grad(), self.dropout_draws(case):
             output, h_n = rnn(case.tensors["input"], case.tensors.get("h_0"))
+            if top_dropout:  # the same generator, drawn once more, as a loop over every layer would
+                output = nn.functional.dropout(output, rnn.dropout, rnn.training)
         return {"output": output, "h_n": h_n}
 
     def compare(self, case, expected, actual):
@@ -347,10 +359,24 @@ class BirnnForwardCheck(Check):
     def hint(self, case, actual):
         found = [(text, {k: v for k, v in by_hand(case, mistake).items() if k in names})
                  for mistake, names, text in BIRNN_MISTAKES]
-        text = first_matching_mistake(case, self.run_reference(case), actual, found)
-        if not text and case.config["dropout"] > 0:
+        expected = self.run_reference(case)
+        if case.config["training"]:
+            p = case.config["dropout"]
+            found = [(f"in training mode (rnn.training is True) nn.RNN applies dropout={p} to every "
+                      "layer's output but the top one's; yours applies none: "
+                      "x = F.dropout(x, rnn.dropout, rnn.training) between layers",
+                      self.run_reference(dataclasses.replace(case, config=dict(case.config, training=False)))),
+                     ("dropout applies between layers only, not to the top layer's output (nn.RNN "
+                      "returns that undropped): skip it after the last layer",
+                      self.run_reference(case, top_dropout=True))]
+        text = first_matching_mistake(case, expected, actual, found)
+        if not text and case.config["dropout"] > 0 and not case.config["training"]:
             text = (f"if you apply dropout: this module has dropout={case.config['dropout']} but is in "
                     "evaluation mode (rnn.training is False), in which nn.RNN applies none")
+        if not text and case.config["training"]:
+            text = ("in training mode, dropout must draw from torch's generator as nn.RNN does: once per "
+                    "layer but the top, on the layer's whole output (both directions concatenated), "
+                    "with F.dropout(x, rnn.dropout, rnn.training)")
         return text
 
 
