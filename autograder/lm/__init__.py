@@ -9,6 +9,21 @@
     progress.py  the command line's progress: bars with ETA on a terminal, plain lines elsewhere
     __main__.py  the command line: python -m rnn_by_hand.lm --help
 """
+import os as _os
+import sys as _sys
+
+
+def _run_as_command() -> bool:
+    """Whether this process is `python [options] -m rnn_by_hand.lm ...`."""
+    argv = getattr(_sys, "orig_argv", [])
+    return "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == ["rnn_by_hand.lm"]
+
+
+if _run_as_command() and "torch" not in _sys.modules:
+    # As `rnn-by-hand lm` does: OpenMP reads this once, when torch loads it. Spinning threads
+    # collapse training as soon as another job shares the cores (see dev.py's measurements).
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .configs import CONFIGS, Config
 from .data import Corpus, Dictionary, batchify, get_batch
 from .evaluate import cross_entropy, perplexity, unigram_perplexity, uniform_perplexity

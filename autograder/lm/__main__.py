@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import os
 import sys
 import time
 from dataclasses import fields
@@ -133,8 +134,10 @@ def load_corpus(args, log=print_now) -> Corpus:
 
 
 def threads() -> str:
+    """'2 threads, OpenMP waits passive': the waiting policy decides speed on a shared machine."""
     n = torch.get_num_threads()
-    return f"{n} thread{'s' if n != 1 else ''}"
+    policy = os.environ.get("OMP_WAIT_POLICY", "active (its default)").lower()
+    return f"{n} thread{'s' if n != 1 else ''}, OpenMP waits {policy}"
 
 
 def dry_run(config: Config, corpus: Corpus) -> None:

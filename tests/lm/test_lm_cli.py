@@ -280,7 +280,18 @@ def test_on_a_pseudo_terminal_the_real_command_draws_bars_with_eta():
 def test_threads_sets_torch_threads(threads, words):
     result = run_cli("--data", str(FIXTURE), "--dry-run", "--threads", threads, *SMALL)
     assert result.returncode == 0, result.stderr
-    assert f"| dry run on cpu, {words}\n" in result.stdout
+    assert f"| dry run on cpu, {words}, OpenMP waits " in result.stdout
+
+
+@pytest.mark.parametrize("given, reported", [(None, "passive"), ("ACTIVE", "active")])
+def test_python_m_sets_a_passive_wait_before_torch_loads_unless_told(given, reported):
+    """As `rnn-by-hand lm` does: a spinning OpenMP wait collapses training on a shared machine."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    result = run_cli("--data", str(FIXTURE), "--dry-run", *SMALL, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"OpenMP waits {reported}\n" in result.stdout
 
 
 def test_threads_is_documented_with_the_shared_machine_advice():
