@@ -43,6 +43,18 @@ def test_book_builds_every_page(html):
         assert (html / f"{page}.html").is_file(), page
 
 
+def test_every_figure_on_a_chapter_page_has_real_alt_text(html):
+    """A screen reader reads what a figure shows, not its file name."""
+    figures = 0
+    for page in sorted((html / "book").glob("0*.html")):
+        for tag in re.findall(r"<img\b[^>]*>", page.read_text()):
+            alt = re.search(r'\balt="([^"]*)"', tag)
+            text = alt.group(1) if alt else ""
+            assert len(text) >= 60 and not re.search(r"\.(png|svg|jpe?g)\b", text), (page.name, tag[:200])
+            figures += 1
+    assert figures >= 29  # 13 diagrams and 16 plots
+
+
 def test_solutions_are_not_published(html):
     assert not (html / "solutions").exists()
     assert not list(html.rglob("*solution*.html"))
