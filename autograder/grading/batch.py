@@ -10,7 +10,6 @@ once per batch; a shard of a larger class (shards.py) grades a stable share of i
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -172,25 +171,15 @@ def grade_class(assignment_name: str, submissions: Path, out: Path, *, course: C
     return sorted(results, key=lambda r: r.student)
 
 
-@contextlib.contextmanager
-def one_torch_thread():
-    """This process's torch work (references, comparisons) is many small operations, done
-    while the sandboxes use the cores: more threads only spin against them (on 2 cores,
-    chapter 8's references took 3.75 s with torch's default threads beside one starting
-    sandbox, 0.34 s with one thread)."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def grade_todo(todo: list[Submission], assignment: Assignment, seed: int, out: Path, pool: Pool | None,
                progress: bool) -> list[Result]:
     """Prepare and grade the submissions not graded yet, in `pool`'s sandboxes."""
-    with one_torch_thread():
+    from rnn_by_hand.timing import one_thread
+    # This process's torch work (references, comparisons) is many small operations, done
+    # while the sandboxes use the cores: more threads only spin against them (on 2 cores,
+    # chapter 8's references took 3.75 s with torch's default threads beside one starting
+    # sandbox, 0.34 s with one thread).
+    with one_thread():
         return prepare_and_run(todo, assignment, seed, out, pool, progress)
 
 
