@@ -293,8 +293,8 @@ class Pool:
     """`workers` sandboxes; submit jobs and collect an Outcome for each as they finish.
 
     The sandboxes start at once, when the pool is made, so that their Pythons import torch
-    while the grader prepares the batch; start(cases) gives them the cases and waits until
-    every one is ready. Call close() in every case.
+    while the grader prepares the batch; start(cases) sends them the cases, and run() gives
+    each worker jobs once it says it is ready. Call close() in every case.
     """
 
     def __init__(self, workers: int, limits: Limits, isolation: Isolation, preload: tuple[str, ...] = ()):
