@@ -1,6 +1,7 @@
 """What the chapters' checks share about RNNs: the float64 dtype, PyTorch's weight names,
-copying a layer's weights, nn.RNN's layouts, random sequences, and the Elman recurrence
-written by hand (our reference for hints, never shown to students as an answer).
+copying a layer's weights, nn.RNN's layouts, random sequences, the one-step check of an
+nn.*Cell, and the Elman recurrence written by hand (our reference for hints, never
+shown to students as an answer).
 
 No chapter's module imports another's; they all import from here and from the
 framework (rnn_by_hand.checking), which knows nothing of RNNs.
@@ -51,6 +52,55 @@ def layouts(config: dict) -> dict[str, tuple[tuple[str, ...], str]]:
                 "h_n": (("layer", "n", "h"), "(num_layers, N, H) whatever batch_first says")}
     return {"output": (("t", "n", "h"), "(L, N, H)"),
             "h_n": (("layer", "n", "h"), "(num_layers, N, H)")}
+
+
+def step_layout(batched: bool) -> tuple[tuple[str, ...], str]:
+    """Dimension names and a readable layout of one step's state: (N, H), or (H,) unbatched."""
+    return (("n", "h"), "(N, H)") if batched else (("h",), "(H,) for an unbatched x_t")
+
+
+class CellStep:
+    """Mixin for a check of one step of an nn.*Cell (rnn_step, gru_step, lstm_step, ...).
+
+    A case is x_t and the previous state, drawn in the configuration's layout (N, H_in) or
+    (H_in,), and the weights of a freshly initialised `reference(config)` cell; the
+    reference is that cell with the case's weights copied in, and each name in STATES is
+    compared in the state's layout. The subclass keeps run_student, which is where the
+    exercises differ (their arguments, their return values).
+    """
+
+    STATES: tuple[str, ...] = ("h_t",)  # what one step returns, in the cell's order
+    rtol: float
+    atol: float
+
+    def reference(self, config: dict) -> nn.Module:
+        raise NotImplementedError
+
+    def step_inputs(self, config: dict) -> dict[str, torch.Tensor]:
+        """x_t and h_prev (N, H_in) and (N, H), or without N for an unbatched case."""
+        lead = (config["N"],) if config["batched"] else ()
+        return {"x_t": torch.randn(*lead, config["input_size"], dtype=DTYPE),
+                "h_prev": torch.randn(*lead, config["hidden_size"], dtype=DTYPE)}
+
+    def cell_state(self, tensors: dict) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The state argument the cell module takes (a tuple for nn.LSTMCell)."""
+        return tensors["h_prev"]
+
+    def make_tensors(self, config: dict) -> dict[str, torch.Tensor]:
+        cell = self.reference(config)  # drawn first: its initialisation sets the weights
+        return self.step_inputs(config) | layer_tensors(cell)
+
+    def run_reference(self, case: Case) -> dict[str, torch.Tensor]:
+        cell = load_weights(self.reference(case.config), case.tensors)
+        with torch.no_grad():
+            out = cell(case.tensors["x_t"], self.cell_state(case.tensors))
+        return dict(zip(self.STATES, out if isinstance(out, tuple) else (out,)))
+
+    def compare(self, case: Case, expected: dict, actual: dict) -> list[str]:
+        dims, layout = step_layout(case.config["batched"])
+        return [p for name in self.STATES
+                for p in compare_tensor(name, expected[name], actual[name], dims=dims, layout=layout,
+                                        rtol=self.rtol, atol=self.atol)]
 
 
 def make_sequence(config: dict) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ..checking import Check, CheckFailure, call_student, describe_config, state_of, unpack_pair, with_state
-from ..checking.compare import compare_tensor, first_matching_mistake, type_name
-from ..common import (DTYPE, RNN_KERNELS, WEIGHTS, compare_outputs, layer_tensors, load_weights,
+from ..checking.compare import first_matching_mistake, type_name
+from ..common import (DTYPE, RNN_KERNELS, WEIGHTS, CellStep, compare_outputs, layer_tensors, load_weights,
                       make_sequence, recurrence)
 
 ASSIGNMENT = "01-recurrence"
@@ -60,7 +60,7 @@ def mistakes(config: dict, x, h_0, w) -> list[tuple[str, dict]]:
 
 # -- rnn_step ----------------------------------------------------------------------
 
-class RnnStepCheck(Check):
+class RnnStepCheck(CellStep, Check):
     name = "01-recurrence/rnn_step"
     forbidden_functions = ("rnn_by_hand.common.recurrence",)
     student_name = "rnn_step"
@@ -76,12 +76,6 @@ class RnnStepCheck(Check):
               dict(N=4, input_size=5, hidden_size=6, nonlinearity="tanh", bias=False, batched=True),
               dict(input_size=6, hidden_size=4, nonlinearity="relu", bias=True, batched=False)]
 
-    def make_tensors(self, config):
-        cell = self.reference(config)
-        lead = (config["N"],) if config["batched"] else ()
-        return {"x_t": torch.randn(*lead, config["input_size"], dtype=DTYPE),
-                "h_prev": torch.randn(*lead, config["hidden_size"], dtype=DTYPE)} | layer_tensors(cell)
-
     @staticmethod
     def reference(config) -> nn.RNNCell:
         return nn.RNNCell(config["input_size"], config["hidden_size"], bias=config["bias"],
@@ -93,17 +87,6 @@ class RnnStepCheck(Check):
                            t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"),
                            nonlinearity=case.config["nonlinearity"])
         return {"h_t": h_t}
-
-    def run_reference(self, case):
-        cell = load_weights(self.reference(case.config), case.tensors)
-        with torch.no_grad():
-            return {"h_t": cell(case.tensors["x_t"], case.tensors["h_prev"])}
-
-    def compare(self, case, expected, actual):
-        dims = ("n", "h") if case.config["batched"] else ("h",)
-        layout = "(N, H)" if case.config["batched"] else "(H,) for an unbatched x_t"
-        return compare_tensor("h_t", expected["h_t"], actual["h_t"], dims=dims, layout=layout,
-                              rtol=self.rtol, atol=self.atol)
 
     def hint(self, case, actual):
         t, config = case.tensors, dict(case.config, L=1)

@@ -22,21 +22,17 @@ import torch
 from torch import nn
 
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
-from ...checking.compare import compare_tensor, first_matching_mistake, type_name
-from ...common import DTYPE, WEIGHTS, compare_outputs, layer_tensors, load_weights, make_sequence
+from ...checking.compare import first_matching_mistake, type_name
+from ...common import DTYPE, WEIGHTS, CellStep, compare_outputs, make_sequence
 from .models import COUNT_ARGS, cell_variants, cho_gru_cell, cho_variants, count_mistakes, gru_cell, gru_stack
 
 # The fused kernels behind nn.GRU and nn.GRUCell: the exercises write them by hand.
 GRU_KERNELS = ("gru", "gru_cell")
 
 
-def step_layout(batched: bool) -> tuple[tuple[str, ...], str]:
-    return (("n", "h"), "(N, H)") if batched else (("h",), "(H,) for an unbatched x_t")
-
-
 # -- gru_step ------------------------------------------------------------------------
 
-class GruStepCheck(Check):
+class GruStepCheck(CellStep, Check):
     name = "06-gru/gru_step"
     forbidden_functions = ("rnn_by_hand.chapters.gru.models.gru_cell",)
     student_name = "gru_step"
@@ -51,12 +47,6 @@ class GruStepCheck(Check):
               dict(N=4, input_size=6, hidden_size=6, bias=False, batched=True),
               dict(input_size=6, hidden_size=4, bias=True, batched=False)]
 
-    def make_tensors(self, config):
-        cell = self.reference(config)
-        lead = (config["N"],) if config["batched"] else ()
-        return {"x_t": torch.randn(*lead, config["input_size"], dtype=DTYPE),
-                "h_prev": torch.randn(*lead, config["hidden_size"], dtype=DTYPE)} | layer_tensors(cell)
-
     @staticmethod
     def reference(config) -> nn.GRUCell:
         return nn.GRUCell(config["input_size"], config["hidden_size"], bias=config["bias"], dtype=DTYPE)
@@ -66,16 +56,6 @@ class GruStepCheck(Check):
         h_t = call_student(self.student_name, student, t["x_t"], t["h_prev"], t["weight_ih"],
                            t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"))
         return {"h_t": h_t}
-
-    def run_reference(self, case):
-        cell = load_weights(self.reference(case.config), case.tensors)
-        with torch.no_grad():
-            return {"h_t": cell(case.tensors["x_t"], case.tensors["h_prev"])}
-
-    def compare(self, case, expected, actual):
-        dims, layout = step_layout(case.config["batched"])
-        return compare_tensor("h_t", expected["h_t"], actual["h_t"], dims=dims, layout=layout,
-                              rtol=self.rtol, atol=self.atol)
 
     def hint(self, case, actual):
         t = case.tensors
@@ -199,7 +179,7 @@ class GruForwardCheck(Check):
 
 # -- cho_gru_step --------------------------------------------------------------------
 
-class ChoGruStepCheck(Check):
+class ChoGruStepCheck(CellStep, Check):
     name = "06-gru/cho_gru_step"
     forbidden_functions = ("rnn_by_hand.chapters.gru.models.cho_gru_cell",)
     student_name = "cho_gru_step"
@@ -233,11 +213,6 @@ class ChoGruStepCheck(Check):
     def run_reference(self, case):
         t = case.tensors
         return {"h_t": cho_gru_cell(t["x_t"], t["h_prev"], t["weight_ih"], t["weight_hh"], t.get("bias"))}
-
-    def compare(self, case, expected, actual):
-        dims, layout = step_layout(case.config["batched"])
-        return compare_tensor("h_t", expected["h_t"], actual["h_t"], dims=dims, layout=layout,
-                              rtol=self.rtol, atol=self.atol)
 
     def hint(self, case, actual):
         t = case.tensors

@@ -22,7 +22,7 @@ from torch import nn
 
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
-from ...common import DTYPE, WEIGHTS, layer_tensors, load_weights
+from ...common import DTYPE, WEIGHTS, CellStep, layer_tensors, load_weights
 from .models import GATE_NAMES, GATES, cell_variants, ifog_lstm, lstm_cell, lstm_layer
 
 ROWS = ("[0, H)", "[H, 2H)", "[2H, 3H)", "[3H, 4H)")  # the rows of each block, in words
@@ -127,7 +127,7 @@ class SplitGatesCheck(Check):
 
 # -- lstm_step ----------------------------------------------------------------------
 
-class LstmStepCheck(Check):
+class LstmStepCheck(CellStep, Check):
     name = "05-lstm/lstm_step"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.models.lstm_cell",)
     student_name = "lstm_step"
@@ -142,13 +142,15 @@ class LstmStepCheck(Check):
               dict(N=4, input_size=5, hidden_size=6, bias=False, batched=True),
               dict(input_size=6, hidden_size=4, bias=False, batched=False)]
 
-    def make_tensors(self, config):
-        cell = self.reference(config)
-        lead = (config["N"],) if config["batched"] else ()
-        H = config["hidden_size"]
-        return {"x_t": torch.randn(*lead, config["input_size"], dtype=DTYPE),
-                "h_prev": torch.randn(*lead, H, dtype=DTYPE),
-                "c_prev": 2 * torch.randn(*lead, H, dtype=DTYPE)} | layer_tensors(cell)  # c is not bounded
+    STATES = ("h_t", "c_t")
+
+    def step_inputs(self, config):
+        inputs = super().step_inputs(config)  # x_t and h_prev, then c_prev (the cases' draw order)
+        inputs["c_prev"] = 2 * torch.randn_like(inputs["h_prev"])  # c is not bounded
+        return inputs
+
+    def cell_state(self, tensors):
+        return tensors["h_prev"], tensors["c_prev"]
 
     @staticmethod
     def reference(config) -> nn.LSTMCell:
@@ -164,20 +166,6 @@ class LstmStepCheck(Check):
                                "tensors instead of modifying the state it was given")
         h_t, c_t = unpack_pair(self.student_name, result, ("h_t", "c_t"))
         return {"h_t": h_t, "c_t": c_t}
-
-    def run_reference(self, case):
-        t = case.tensors
-        cell = load_weights(self.reference(case.config), t)
-        with torch.no_grad():
-            h_t, c_t = cell(t["x_t"], (t["h_prev"], t["c_prev"]))
-        return {"h_t": h_t, "c_t": c_t}
-
-    def compare(self, case, expected, actual):
-        dims = ("n", "h") if case.config["batched"] else ("h",)
-        layout = "(N, H)" if case.config["batched"] else "(H,) for an unbatched x_t"
-        return [p for name in ("h_t", "c_t")
-                for p in compare_tensor(name, expected[name], actual[name], dims=dims, layout=layout,
-                                        rtol=self.rtol, atol=self.atol)]
 
     def hint(self, case, actual):
         t = case.tensors
