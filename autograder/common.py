@@ -18,6 +18,8 @@ DTYPE = torch.float64
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 # The fused kernels behind nn.RNN and nn.RNNCell: the exercises write them by hand.
 RNN_KERNELS = ("rnn_tanh", "rnn_relu", "rnn_tanh_cell", "rnn_relu_cell")
+# The recurrent modules by the names the exercises pass (cell="lstm", ...).
+RECURRENT_MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def cell_weights(module: nn.Module, suffix: str = "") -> dict[str, torch.Tensor | None]:

@@ -10,10 +10,11 @@
 Nothing here knows about RNNs; what the chapters share about them is rnn_by_hand.common.
 """
 
-from .cases import STATE, Case, case_seed, describe_config, seeded, state_of, with_state
+from .cases import STATE, Case, case_seed, describe_config, seeded, state_of, untouched_rng, with_state
 from .check import Check, OwnMessages
 from .forbid import ForbiddenCall
 from .student import CheckFailure, call_student, unpack_pair
 
 __all__ = ["STATE", "Case", "Check", "CheckFailure", "ForbiddenCall", "OwnMessages", "call_student",
-           "case_seed", "describe_config", "seeded", "state_of", "unpack_pair", "with_state"]
+           "case_seed", "describe_config", "seeded", "state_of", "unpack_pair", "untouched_rng",
+           "with_state"]

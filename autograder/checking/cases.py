@@ -36,6 +36,11 @@ def seeded(seed: int):
         yield
 
 
+def untouched_rng():
+    """Build reference modules without consuming the student's random numbers."""
+    return torch.random.fork_rng(devices=[])
+
+
 def describe_config(config: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in config.items())
 
