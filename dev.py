@@ -2,6 +2,7 @@
 """Set up, build and test the course with nothing but Python 3.11 and pip.
 
     python3 dev.py book      # .venv + requirements, then the HTML book in _build/html
+                             # and, where chromium is installed, its PDF beside it
     python3 dev.py test      # .venv + requirements, then every test (pytest, in parallel)
     python3 dev.py release [ASSIGNMENT ...]   # regenerate exercises/ from solutions/
 
@@ -70,12 +71,16 @@ def venv_environment() -> dict[str, str]:
     return env
 
 
-def ensure_system_packages() -> None:
-    """Debian's chromium (the browser smoke test), bubblewrap (the class grader's sandbox),
-    postgresql (a shared gradebook, started by its test) and GNU parallel (sharded grading's
-    recipe, run by its test), installed where apt-get is ours."""
-    missing = [package for package, command in (("chromium", "chromium"), ("bubblewrap", "bwrap"),
-                                                ("postgresql", "pg_ctl"), ("parallel", "parallel"))
+SYSTEM_PACKAGES = (("chromium", "chromium"), ("poppler-utils", "pdftotext"), ("bubblewrap", "bwrap"),
+                   ("postgresql", "pg_ctl"), ("parallel", "parallel"))
+
+
+def ensure_system_packages(wanted=SYSTEM_PACKAGES) -> None:
+    """Debian's chromium (the browser tests and the book's PDF), poppler-utils (reading the
+    PDF back in its test), bubblewrap (the class grader's sandbox), postgresql (a shared
+    gradebook, started by its test) and GNU parallel (sharded grading's recipe, run by its
+    test), installed where apt-get is ours."""
+    missing = [package for package, command in wanted
                if not shutil.which(command) and not (package == "postgresql" and postgres_bin())]
     if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
@@ -146,11 +151,66 @@ def build_book(root: Path, output: Path, env: dict[str, str] | None = None) -> i
     return 0
 
 
+PDF_NAME = "rnn-by-hand.pdf"  # in the HTML folder, linked from the introduction
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def build_pdf(root: Path, output: Path, env: dict[str, str] | None = None) -> int:
+    """The whole book as one PDF, `output`/_build/html/rnn-by-hand.pdf: Jupyter Book's
+    singlehtml builder (it reuses the HTML build's execution cache), printed by chromium.
+
+    Why this and not LaTeX: it needs no TeX installation, prints the pages exactly as the
+    HTML shows them (MathJax, SVG diagrams, styled outputs), and chromium is already what
+    the browser tests use. The builder writes the root page into its source folder
+    (book/intro.html) with links relative to the top folder, so a copy at the top is printed.
+    """
+    browser = chromium()
+    if browser is None:
+        print("no PDF: chromium is not installed (apt-get install chromium)", file=sys.stderr)
+        return 1
+    command = [str(VENV / "bin" / "jupyter-book"), "build", str(root), "--path-output", str(output),
+               "--builder", "singlehtml", "-W", "-n", "--keep-going"]
+    print("+", " ".join(command[1:]), flush=True)
+    if subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL).returncode:
+        print("no PDF: the single-page build failed", file=sys.stderr)
+        return 1
+    single = output / "_build" / "singlehtml"
+    top = root_document(root)
+    whole = single / "whole-book.html"
+    shutil.copyfile(single / f"{top}.html", whole)
+    pdf = output / "_build" / "html" / PDF_NAME
+    pdf.unlink(missing_ok=True)
+    # virtual time: the page is printed once MathJax has run out of work, however busy the CPU
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--no-pdf-header-footer",
+                    "--virtual-time-budget=120000", f"--print-to-pdf={pdf}", whole.as_uri()],
+                   capture_output=True, timeout=900)
+    if not pdf.is_file() or pdf.stat().st_size < 100_000:
+        print("no PDF: chromium did not print the book", file=sys.stderr)
+        return 1
+    print(f"+ printed {pdf.relative_to(output)}", flush=True)
+    return 0
+
+
+def root_document(root: Path) -> str:
+    """The `root:` document of _toc.yml, e.g. book/intro."""
+    for line in (root / "_toc.yml").read_text().splitlines():
+        if line.startswith("root:"):
+            return line.split(":", 1)[1].strip()
+    raise ValueError("_toc.yml has no root document")
+
+
 def book() -> int:
     ensure_venv()
+    ensure_system_packages((("chromium", "chromium"),))
     code = build_book(REPO, REPO, venv_environment())
     if code == 0:
-        print(f"\nThe book is in {REPO / '_build' / 'html' / 'index.html'}")
+        pdf = build_pdf(REPO, REPO, venv_environment())
+        print(f"\nThe book is in {REPO / '_build' / 'html' / 'index.html'}"
+              + (f", its PDF in {REPO / '_build' / 'html' / PDF_NAME}" if pdf == 0 else " (no PDF)"))
     return code
 
 

@@ -120,8 +120,9 @@ def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log:
         if batch % config.log_interval == 0 or batch == batches:
             seconds = clock.now() - interval_start
             mean = interval_loss / interval_tokens
-            log(f"| epoch {epoch:3d} | {batch:5d}/{batches:5d} batches | lr {optimizer.param_groups[0]['lr']:6.3g} "
-                f"| {interval_tokens / seconds:8.0f} tokens/s | loss {mean:5.2f} | ppl {math.exp(mean):8.2f}")
+            # 88 characters wide, so that the line fits a terminal and the book's column
+            log(f"| epoch {epoch:2d} | {batch:5d}/{batches:5d} batches | lr {optimizer.param_groups[0]['lr']:5.3g} "
+                f"| {interval_tokens / seconds:6.0f} tokens/s | loss {mean:5.2f} | ppl {math.exp(mean):7.2f}")
             interval_loss, interval_tokens, interval_start = 0.0, 0, clock.now()
         if on_interval and config.eval_every and batch % config.eval_every == 0:
             clock.stop()
@@ -193,8 +194,8 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
         history.epochs.append(dict(epoch=epoch, train_loss=train_loss, valid_ppl=math.exp(valid_loss),
                                    seconds=seconds, tokens_per_s=tokens / seconds,
                                    lr=optimizer.param_groups[0]["lr"]))
-        log(f"| end of epoch {epoch:3d} | train loss {train_loss:5.2f} | valid ppl {math.exp(valid_loss):8.2f} "
-            f"| {seconds:7.1f} s | {tokens / seconds:8.0f} tokens/s")
+        log(f"| end of epoch {epoch:2d} | train loss {train_loss:5.2f} | valid ppl {math.exp(valid_loss):7.2f} "
+            f"| {seconds:6.0f} s | {tokens / seconds:6.0f} tokens/s")
         for group in optimizer.param_groups:
             group["lr"] = next_lr(group["lr"], config, epoch, valid_loss, best_loss)
         if valid_loss < best_loss:
