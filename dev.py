@@ -219,7 +219,7 @@ def test(pytest_args: list[str]) -> int:
     ensure_system_packages()
     workers = str(max(2, min(4, os.cpu_count() or 2)))
     command = [PYTHON, "-m", "pytest", "-n", workers, "--dist", "loadscope",
-               "--nbval-lax", "tests", "solutions", *pytest_args]
+               "tests", *pytest_args]
     print("+", " ".join(str(c) for c in command), flush=True)
     return subprocess.run([str(c) for c in command], cwd=REPO, env=venv_environment()).returncode
 

@@ -126,9 +126,9 @@ def validate(args, course) -> int:
     from rnn_by_hand import setup_cell
     from rnn_by_hand.grading.batch import Assignment, grade_class
     names = course.known(args.assignments)
-    problems = [f"{path.relative_to(course.root)}: its first cell is not {PROG} {__version__}'s"
+    problems = [f"{path.relative_to(course.root)}: its first or last cell is not {PROG} {__version__}'s"
                 for name in names for path in sorted((course.solutions / name).glob("*.ipynb"))
-                if setup_cell.stamped(json.loads(path.read_text())) != json.loads(path.read_text())]
+                if setup_cell.stamped(json.loads(path.read_text()), name) != json.loads(path.read_text())]
     problems += [f"{file} is out of date" for file in course.stale_releases(names)]
     with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
         for name in names:

@@ -6,6 +6,7 @@
     compare.py   float64 comparison of tensors, in sentences a student can act on
     check.py     the Check base: the case loop, the four parts, verdict text
     registry.py  CHECKS, filled from the chapters package (rnn_by_hand.chapters) only
+    summary.py   check_all: every exercise of an assignment, one line each, and the next to do
 
 Nothing here knows about RNNs; what the chapters share about them is rnn_by_hand.common.
 """

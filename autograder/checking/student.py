@@ -3,6 +3,7 @@ about the student's own code (never the checker's or torch's frames)."""
 from __future__ import annotations
 
 import os
+import textwrap
 import traceback
 from typing import Callable
 
@@ -17,8 +18,29 @@ TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 MAX_QUOTED = 300
 
 
+SHORT_LINE = 88  # nbgrader's Validate box cuts longer lines; so would the book's column
+
+
 class CheckFailure(AssertionError):
     """A student's answer is wrong; the message says how."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for a failed check, in JupyterLab, Colab, nbgrader's Validate
+        and its feedback: the verdict alone, in short lines. The frames of the checker
+        say nothing about the student's code (where that code raised, the message quotes
+        its line), and they pushed the verdict below the fold."""
+        return short_lines(f"{type(self).__name__}: {self}")
+
+
+def short_lines(text: str, width: int = SHORT_LINE) -> list[str]:
+    """`text` as lines of at most `width` characters, each wrapped line indented under
+    the one it continues, so that a list of problems stays a list."""
+    lines = []
+    for line in text.splitlines() or [""]:
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        lines += textwrap.wrap(line, width=width, subsequent_indent=indent, break_on_hyphens=False,
+                               drop_whitespace=True) or [""]
+    return lines
 
 
 def first_line(error: BaseException) -> str:

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..setup_cell import SUMMARY_ID
+
 MAX_FILE_BYTES = 512 << 20  # the file as submitted, stored outputs included
 MAX_NOTEBOOK_BYTES = 20 << 20  # its cells once outputs are cleared: what is graded
 
@@ -132,8 +134,10 @@ def prepare(data: bytes, release: dict) -> Prepared:
         cells.append(restore(cell, theirs, repairs))
         cells.extend(extras)
     cells = normalise_ids(cells, repairs)
+    # The summary cell only prints what the checks will decide: it is not run here.
     code = [(meta(c).get("grade_id") or f"cell {i + 1}", source_text(c))
-            for i, c in enumerate(cells) if c.get("cell_type") == "code" and not is_test(c)]
+            for i, c in enumerate(cells) if c.get("cell_type") == "code" and not is_test(c)
+            and meta(c).get("grade_id") != SUMMARY_ID]
     students_code = [(meta(c).get("grade_id") or f"cell {i + 1}", source_text(c))
                      for i, c in enumerate(cells) if c.get("cell_type") == "code"
                      and not is_test(c) and not meta(c).get("locked")]  # locked cells are ours

@@ -30,9 +30,12 @@ def test_every_chapter_declares_its_assignment_and_has_a_solutions_folder():
 
 
 def test_the_public_module_offers_every_check_under_its_chapter_name():
-    assert set(public.__all__) == {name for module in chapter_modules() for name in vars(module)
-                                   if name.startswith("check_") and isinstance(getattr(module, name), Check)}
-    assert {id(check) for check in CHECKS.values()} == {id(getattr(public, name)) for name in public.__all__}
+    """Every check, and check_all (the summary cell's), and nothing else."""
+    exported = set(public.__all__) - {"check_all"}
+    assert exported == {name for module in chapter_modules() for name in vars(module)
+                        if name.startswith("check_") and isinstance(getattr(module, name), Check)}
+    assert {id(check) for check in CHECKS.values()} == {id(getattr(public, name)) for name in exported}
+    assert callable(public.check_all) and "check_all" in public.__all__
 
 
 def test_two_checks_under_one_name_are_refused():

@@ -235,3 +235,14 @@ def test_lms_zip_of_flat_files(tmp_path):
     from rnn_by_hand.grading.collect import unzip  # where the grader's scratch folder would put it
     unzip(archive, tmp_path / "scratch" / "unzipped")
     assert not (tmp_path / "scratch" / "escape.ipynb").exists() and not list(tmp_path.rglob("escape.ipynb"))
+
+
+def test_the_grader_does_not_run_the_summary_cell():
+    """check_all only prints what the checks decide; the grader runs every other code cell."""
+    from rnn_by_hand.grading.notebook import prepare
+    from rnn_by_hand.setup_cell import SUMMARY_ID
+    prepared = prepare(json.dumps(answered("rnn_step")).encode(), RELEASE)
+    labels = [label for label, _ in prepared.code]
+    assert SUMMARY_ID not in labels and "check_all" not in "".join(code for _, code in prepared.code)
+    assert "checker" in labels and len(labels) >= 4
+    assert any(cell.get("id") == SUMMARY_ID for cell in prepared.cells)  # restored, only not run

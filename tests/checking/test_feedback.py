@@ -1,0 +1,72 @@
+"""How a failed check looks to a student in a notebook: the verdict alone, in short lines.
+
+Run in a real kernel (as JupyterLab, Colab and nbgrader's Validate run a test cell), a
+CheckFailure is shown without the checker's traceback frames, and no line is longer than
+nbgrader's Validate box shows (about 90 characters).
+"""
+from __future__ import annotations
+
+import nbformat
+from nbclient import NotebookClient
+
+from rnn_by_hand.checking.student import SHORT_LINE, CheckFailure, short_lines
+
+WRONG_SHAPE = '''
+import torch
+from rnn_by_hand.checks import check_rnn_forward
+
+def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+                nonlinearity="tanh", batch_first=False):
+    output = torch.zeros(input.shape[0], input.shape[1], weight_hh.shape[0],
+                         dtype=input.dtype)
+    return output, output[-1]  # h_n without its leading layer dimension
+
+check_rnn_forward(rnn_forward)
+'''
+
+NOT_IMPLEMENTED = '''
+from rnn_by_hand.checks import check_rnn_step
+
+def rnn_step(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+             nonlinearity="tanh"):
+    raise NotImplementedError()
+
+check_rnn_step(rnn_step)
+'''
+
+
+def shown_error(code: str, tmp_path) -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, timeout=300, allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    error, = [output for output in notebook.cells[0].outputs if output.output_type == "error"]
+    return error
+
+
+def test_a_failed_check_shows_its_verdict_without_the_checkers_frames(tmp_path):
+    for code, verdict in ((WRONG_SHAPE, "h_n has shape"), (NOT_IMPLEMENTED, "not implemented yet")):
+        error = shown_error(code, tmp_path)
+        assert error.ename == "CheckFailure"
+        shown = "\n".join(error.traceback)
+        assert error.traceback[0].startswith("CheckFailure: ")
+        assert verdict in " ".join(shown.split()), shown
+        assert "Traceback" not in shown and 'File "' not in shown and "rnn_by_hand" not in shown, shown
+        assert all(len(line) <= SHORT_LINE for line in error.traceback), error.traceback
+        # the same words as the message, only broken into lines
+        assert " ".join(shown.split()) == " ".join(f"CheckFailure: {error.evalue}".split())
+
+
+def test_short_lines_keep_a_list_a_list():
+    text = ("f does not match on case 1 of 3 (L=5, N=3, input_size=4, hidden_size=6, "
+            "num_layers=2, batch_first=True):\n"
+            "  - h_n has shape (3, 6), expected (2, 3, 6), laid out as (num_layers, N, H): "
+            "the leading dimension is the layer\n"
+            "\n"
+            "  - output differs")
+    lines = short_lines(text, width=60)
+    assert all(len(line) <= 60 for line in lines)
+    assert lines[0].startswith("f does not match") and lines[1].startswith("  ")
+    bullet = next(i for i, line in enumerate(lines) if line.startswith("  - h_n"))
+    assert lines[bullet + 1].startswith("    ") and not lines[bullet + 1].startswith("    -")
+    assert "" in lines and lines[-1] == "  - output differs"
+    assert CheckFailure("short")._render_traceback_() == ["CheckFailure: short"]
