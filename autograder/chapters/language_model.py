@@ -86,12 +86,13 @@ class BatchifyCheck(OwnMessages, Check):
             return (f"your result has {result.shape[0]} rows: the last {data.numel() % batch} tokens do not "
                     "fill a row of the batch and are dropped (T // batch_size rows), not padded")
         if same_ids(kept.view(batch, rows), result):
-            return ("your result is (batch, rows): data.view(batch_size, -1) puts each column's text in a "
-                    "row; transpose it (.t()) to get the time-major (rows, batch)")
+            return ("your result is (batch, rows): a view as (batch_size, -1) puts each column's text "
+                    "in a row; transpose it (.t()) to get the time-major (rows, batch)")
         if same_ids(kept.view(rows, batch), result):
             return ("the shape is right but each column holds every batch_size-th token: data.view(-1, "
                     "batch_size) fills row by row. Column j must be the contiguous slice "
-                    "data[j * rows:(j + 1) * rows]: use data.view(batch_size, -1).t()")
+                    "data[j * rows:(j + 1) * rows]: drop the tokens that do not fill a row first, "
+                    "data[:rows * batch_size].view(batch_size, -1).t()")
         return ""
 
 
@@ -372,6 +373,7 @@ def window_losses(model: RNNModel, source, bptt: int, carry: bool = True) -> tup
 class CorpusPerplexityCheck(Check):
     name = "08-language-model/corpus_perplexity"
     student_name = "corpus_perplexity"
+    builds_on = ("get_batch",)
     reference_name = "rnn_by_hand.lm.evaluate.perplexity"
     forbidden_functions = ("rnn_by_hand.lm.evaluate.perplexity", "rnn_by_hand.lm.evaluate.cross_entropy")
     forbidden_reason = RNNLM_REASON

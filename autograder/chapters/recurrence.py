@@ -104,6 +104,7 @@ class RnnForwardCheck(Check):
     name = "01-recurrence/rnn_forward"
     forbidden_functions = ("rnn_by_hand.common.recurrence",)
     student_name = "rnn_forward"
+    builds_on = ("rnn_step",)
     reference_name = "torch.nn.RNN"
     forbidden = RNN_KERNELS
 
@@ -159,6 +160,7 @@ class MyRnnCheck(Check):
     name = "01-recurrence/MyRNN"
     forbidden_functions = ("rnn_by_hand.common.recurrence",)
     student_name = "MyRNN"
+    builds_on = ("rnn_forward", "rnn_step")
     reference_name = "torch.nn.RNN"
     kind = "class"
     forbidden = RNN_KERNELS

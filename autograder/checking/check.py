@@ -47,6 +47,10 @@ class Check:
     forbidden_reason: str = "this exercise asks you to write it yourself"
     rtol: float = RTOL
     atol: float = ATOL
+    # Earlier exercises of the same notebook an answer may call (e.g. rnn_forward calls
+    # rnn_step): when the answer fails and calls one that fails its own check, the verdict
+    # says to fix that one first.
+    builds_on: tuple[str, ...] = ()
     # The configurations of the visible cases (the notebook's test) and of the hidden ones.
     VISIBLE: list[dict[str, Any]] = []
     HIDDEN: list[dict[str, Any]] = []
@@ -115,6 +119,24 @@ class Check:
             lines.append(f"Hint: {hint}")
         return "\n".join(lines)
 
+    def earlier_failure(self, student) -> str:
+        """A hint naming the first earlier exercise that `student` calls and that fails its
+        own visible cases: there the mistake is, whatever this check's cases show."""
+        from .registry import CHECKS  # the chapters import this module: look them up late
+        assignment = self.name.split("/")[0]
+        for name, (namespace, called) in ((n, calls(student, n)) for n in self.builds_on):
+            earlier = CHECKS.get(f"{assignment}/{name}")
+            if not called or earlier is None or namespace.get(name) is None:
+                continue
+            try:
+                earlier(namespace[name], quiet=True)
+            except CheckFailure:
+                return (f"{self.student_name} calls your {name}, which fails its own check: "
+                        f"fix {name} first (run its test cell)")
+            except Exception:  # noqa: BLE001 -- the earlier check's own trouble: no hint
+                continue
+        return ""
+
     # -- running it in-process, for a notebook's test cell ---------------
     def validate_student(self, student) -> None:
         expected = "a class" if self.kind == "class" else "a function"
@@ -134,9 +156,8 @@ class Check:
             expected = self.run_reference(case)
             problems = self.compare(case, expected, actual)
             if problems:
-                message = self.failure_message(case, index, len(cases), problems,
-                                               self.hint(case, actual))
-                raise CheckFailure(message)
+                hint = self.earlier_failure(student) or self.hint(case, actual)
+                raise CheckFailure(self.failure_message(case, index, len(cases), problems, hint))
         if not quiet:
             print(self.ok_message(len(cases)))
         # Returns None on purpose: nbgrader reads a test cell's displayed value as partial credit.
@@ -153,3 +174,18 @@ class OwnMessages:
 
     def ok_message(self, count: int) -> str:
         return f"OK: {self.student_name} {self.ok_text} on {count} cases."
+
+
+def calls(student, name: str) -> tuple[dict, bool]:
+    """(the globals `student` runs in, whether its code names `name`): a function, or the
+    methods of a class, as written in the notebook."""
+    functions = [student] if inspect.isfunction(student) else \
+        [f for f in vars(student).values() if inspect.isfunction(f)] if inspect.isclass(student) else []
+    namespace = functions[0].__globals__ if functions else {}
+    return namespace, any(names(f.__code__, name) for f in functions)
+
+
+def names(code, name: str) -> bool:
+    """Whether `code` or a code object nested in it (a comprehension, an inner function) names `name`."""
+    return name in code.co_names or any(names(const, name) for const in code.co_consts
+                                        if inspect.iscode(const))

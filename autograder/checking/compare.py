@@ -66,8 +66,15 @@ def shape_hint(expected: torch.Size, actual: torch.Size, dims: tuple[str, ...]) 
                 f"final states, one from each layer")
     if sorted(actual) == sorted(expected) and len(actual) == len(expected):
         return "the sizes are right but in another order: check time-major versus batch_first"
-    if len(actual) == len(expected) + 1 and 1 in tuple(actual):
-        return "there is an extra dimension of size 1: unbatched input gives unbatched output"
+    extra = [i for i in range(len(actual)) if actual[i] == 1
+             and tuple(actual[:i]) + tuple(actual[i + 1:]) == tuple(expected)]
+    if extra:  # only where removing that dimension gives the expected shape
+        if "n" not in dims:
+            return (f"there is an extra dimension of size 1 (dimension {extra[0]}): unbatched "
+                    "input gives unbatched output, without a batch dimension")
+        return (f"there is an extra dimension of size 1 (dimension {extra[0]}): an unsqueeze, "
+                "a view or a torch.stack that adds a dimension (torch.cat joins along an "
+                "existing one)")
     if len(actual) + 1 == len(expected) and "n" in dims:
         return "the batch dimension is missing"
     return ""
@@ -86,7 +93,8 @@ def compare_tensor(name: str, expected: torch.Tensor, actual, *, dims: tuple[str
     problems = []
     if actual.dtype != expected.dtype:
         problems.append(f"{name} has dtype {actual.dtype}, expected {expected.dtype}: "
-                        "keep the dtype of the inputs (create new tensors with dtype=x.dtype)")
+                        "keep the dtype of the inputs, or of the weights where there is no "
+                        f"input (create new tensors with dtype={expected.dtype})")
     if not (actual.dtype.is_floating_point and expected.dtype.is_floating_point):
         if problems:  # a dtype mismatch with integers, booleans or complex: said above
             return problems

@@ -7,6 +7,7 @@ nbgrader's Validate box shows (about 90 characters).
 from __future__ import annotations
 
 import nbformat
+import torch
 from nbclient import NotebookClient
 
 from rnn_by_hand.checking.student import SHORT_LINE, CheckFailure, short_lines
@@ -70,3 +71,74 @@ def test_short_lines_keep_a_list_a_list():
     assert lines[bullet + 1].startswith("    ") and not lines[bullet + 1].startswith("    -")
     assert "" in lines and lines[-1] == "  - output differs"
     assert CheckFailure("short")._render_traceback_() == ["CheckFailure: short"]
+
+
+NOTEBOOK_CODE = '''
+import torch
+
+def rnn_step(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
+    pre = x_t @ weight_ih.T + h_prev @ weight_hh.T
+    if bias_ih is not None:
+        pre = pre + bias_ih + bias_hh
+    return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
+
+def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+                nonlinearity="tanh", batch_first=False):
+    x = input.transpose(0, 1) if batch_first else input
+    unbatched = x.dim() == 2
+    if unbatched:
+        x, h_0 = x.unsqueeze(1), None if h_0 is None else h_0.unsqueeze(1)
+    if h_0 is None:
+        h_0 = x.new_zeros(1, x.shape[1], weight_hh.shape[0])
+    h, states = h_0[0], []
+    for x_t in x:
+        h = rnn_step(x_t, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity)
+        states.append(h)
+    output, h_n = torch.stack(states), h.unsqueeze(0)
+    if unbatched:
+        output, h_n = output.squeeze(1), h_n.squeeze(1)
+    return (output.transpose(0, 1) if batch_first else output), h_n
+'''
+
+
+def notebook(**replaced: str) -> dict:
+    """The namespace of a notebook whose answers are NOTEBOOK_CODE with some lines replaced."""
+    code = NOTEBOOK_CODE
+    for old, new in replaced.items():
+        assert old in code
+        code = code.replace(old, new)
+    namespace: dict = {}
+    exec(compile(code, "<notebook>", "exec"), namespace)
+    return namespace
+
+
+def verdict(check, answer) -> str:
+    try:
+        check(answer, quiet=True)
+    except CheckFailure as failure:
+        return str(failure)
+    return "OK"
+
+
+def test_a_failure_from_an_earlier_exercise_is_traced_back_to_it():
+    from rnn_by_hand.checks import check_rnn_forward, check_rnn_step
+    right = notebook()
+    assert verdict(check_rnn_step, right["rnn_step"]) == verdict(check_rnn_forward, right["rnn_forward"]) == "OK"
+    wrong_step = notebook(**{"pre = pre + bias_ih + bias_hh": "pre = pre + bias_ih"})
+    message = verdict(check_rnn_forward, wrong_step["rnn_forward"])
+    assert "rnn_forward calls your rnn_step, which fails its own check: fix rnn_step first" in message
+    # a mistake in rnn_forward itself, with a right rnn_step: no word about rnn_step
+    wrong_forward = notebook(**{"h.unsqueeze(0)": "states[0].unsqueeze(0)"})
+    message = verdict(check_rnn_forward, wrong_forward["rnn_forward"])
+    assert message != "OK" and "rnn_step" not in message
+
+
+def test_an_extra_dimension_is_named_for_the_layout_it_breaks():
+    from rnn_by_hand.checking.compare import shape_hint
+    batched = shape_hint(torch.Size([5, 3, 4]), torch.Size([5, 1, 3, 4]), ("t", "n", "h"))
+    assert "extra dimension of size 1 (dimension 1)" in batched and "unbatched" not in batched
+    assert "torch.stack" in batched
+    unbatched = shape_hint(torch.Size([5, 4]), torch.Size([5, 1, 4]), ("t", "h"))
+    assert "unbatched input gives unbatched output" in unbatched
+    # a size-1 dimension whose removal does not give the expected shape is not that mistake
+    assert "extra dimension" not in shape_hint(torch.Size([5, 3, 4]), torch.Size([1, 5, 4, 3]), ("t", "n", "h"))

@@ -85,6 +85,7 @@ class GruForwardCheck(Check):
     name = "06-gru/gru_forward"
     forbidden_functions = ("rnn_by_hand.chapters.gru.models.gru_stack", "rnn_by_hand.chapters.gru.models.gru_cell")
     student_name = "gru_forward"
+    builds_on = ("gru_step",)
     reference_name = "torch.nn.GRU"
     forbidden = GRU_KERNELS
 

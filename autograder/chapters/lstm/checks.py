@@ -202,6 +202,7 @@ class LstmForwardCheck(Check):
     name = "05-lstm/lstm_forward"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.models.lstm_layer", "rnn_by_hand.chapters.lstm.models.lstm_cell")
     student_name = "lstm_forward"
+    builds_on = ("lstm_step", "split_gates")
     reference_name = "torch.nn.LSTM"
     forbidden = LSTM_KERNELS
 
@@ -349,6 +350,7 @@ class IfogToPytorchCheck(Check):
     name = "05-lstm/ifog_to_pytorch"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks", "rnn_by_hand.chapters.lstm.models.ifog_lstm")
     student_name = "ifog_to_pytorch"
+    builds_on = ("split_gates",)
     reference_name = "the original i, f, o, g LSTM once loaded into torch.nn.LSTM"
 
     VISIBLE = [dict(input_size=3, hidden_size=4, L=5, N=2),
@@ -469,6 +471,7 @@ class IfogToPytorchCheck(Check):
 class SetForgetBiasCheck(Check):
     name = "05-lstm/set_forget_bias"
     student_name = "set_forget_bias"
+    builds_on = ("split_gates",)
     reference_name = "torch.nn.LSTM with b_if + b_hf = value"
 
     VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=1, bidirectional=False, value=1.0, L=5, N=2),

@@ -136,6 +136,7 @@ def is_fresh(state: dict, fresh: dict[str, torch.Tensor]) -> bool:
 class TrainHelloCheck(OwnMessages, Check):
     name = "04-training/train_hello"
     student_name = "train_hello"
+    builds_on = ("clip_grad_norm",)
     reference_name = "a trusted HelloNet loaded with the trained weights"
     ok_text = (f"reaches {TARGET!r} within the step budget (read from the check's own HelloNet "
                "loaded with your weights; optimizer steps counted by the check)")
