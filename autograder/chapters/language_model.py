@@ -534,6 +534,14 @@ class SampleNextCheck(OwnMessages, Check):
             touched = not torch.equal(before, torch.random.get_rng_state())
         return ids, touched
 
+    def error_hint(self, case, message):
+        if case.config["temperature"] < 1e-8 and any(word in message for word in
+                                                     ("inf", "nan", "ZeroDivisionError")):
+            return (f"temperature={case.config['temperature']} is the limit of no randomness: "
+                    "return the largest logit's id (argmax over the last dimension) instead of "
+                    "dividing by it, which gives inf and nan")
+        return ""
+
     def run_student(self, student, case):
         first, touched_first = self.draw(student, case, 1)
         again, touched_again = self.draw(student, case, 2)  # same generator seed, another global seed

@@ -102,6 +102,11 @@ class Check:
         """Optional: name the classic mistake that `actual` matches."""
         return ""
 
+    def error_hint(self, case: Case, message: str) -> str:
+        """Optional: name the classic mistake behind an error the answer raised on `case`
+        (`message` is what the check says about it), where torch's own words would not."""
+        return ""
+
     # -- verdict text ---------------------------------------------------------
     def mismatch_text(self) -> str:
         """What a failing case says the answer did, after its name."""
@@ -151,8 +156,14 @@ class Check:
         self.validate_student(student)
         cases = self.make_cases(hidden=hidden, seed=seed)
         for index, case in enumerate(cases, start=1):
-            # The same round trip as the class grader's, so both see the same values.
-            actual = round_trip(self.run_student_guarded(student, case))
+            try:
+                # The same round trip as the class grader's, so both see the same values.
+                actual = round_trip(self.run_student_guarded(student, case))
+            except CheckFailure as failure:  # the answer raised, or returned the wrong kind
+                hint = self.earlier_failure(student) or self.error_hint(case, str(failure))
+                if not hint:
+                    raise
+                raise CheckFailure(f"{failure}\nHint: {hint}") from None
             expected = self.run_reference(case)
             problems = self.compare(case, expected, actual)
             if problems:

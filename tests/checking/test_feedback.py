@@ -142,3 +142,25 @@ def test_an_extra_dimension_is_named_for_the_layout_it_breaks():
     assert "unbatched input gives unbatched output" in unbatched
     # a size-1 dimension whose removal does not give the expected shape is not that mistake
     assert "extra dimension" not in shape_hint(torch.Size([5, 3, 4]), torch.Size([1, 5, 4, 3]), ("t", "n", "h"))
+
+
+def test_an_error_the_answer_raises_gets_the_hint_of_its_classic_mistake():
+    from rnn_by_hand.checks import check_sample_next, check_split_gates
+
+    def sample_next(logits, temperature=1.0, top_k=None, generator=None):
+        if top_k is not None:
+            kth = logits.topk(top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probabilities = torch.softmax(logits / temperature, dim=-1)  # temperature 0: nan
+        flat = probabilities.reshape(-1, probabilities.shape[-1])
+        return torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])
+
+    message = verdict(check_sample_next, sample_next)
+    assert "raised RuntimeError" in message and "Hint: temperature=0.0 is the limit" in message
+
+    def split_gates(stacked):
+        # right for a weight (4H, H_in), and dim=1 for a bias (4H,), which has no dimension 1
+        return stacked.chunk(4, dim=0 if stacked.dim() == 2 else 1)
+
+    message = verdict(check_split_gates, split_gates)
+    assert "IndexError" in message and "Hint: a bias is 1-D, (4H,)" in message

@@ -104,6 +104,12 @@ class SplitGatesCheck(Check):
                 return problems
         return []
 
+    def error_hint(self, case, message):
+        if "bias" in message and "IndexError: Dimension out of range" in message:
+            return ("a bias is 1-D, (4H,): the gates are stacked along dimension 0 for the "
+                    "biases as for the weights, so split along dim=0")
+        return ""
+
     def hint(self, case, actual):
         H = case.config["hidden_size"]
         for parameter in WEIGHTS:
