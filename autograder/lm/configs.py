@@ -37,6 +37,10 @@ CONFIGS = {
     # (benchmarks/lm_small.py): about 10,000 tokens/s, valid perplexity < 200 after
     # about 80 s of training, 128.6 after 300 s (test 123.8).
     "small": Config(),
+    # The baseline of benchmarks/lm_side_by_side.py: pytorch/examples' word_language_model
+    # with its default arguments (2 x 200 LSTM, untied, dropout 0.2, SGD lr 20 divided by 4
+    # when validation stalls, clip 0.25, bptt 35, batch 20), trained by this course's code.
+    "examples": Config(nlayers=2, tied=False, epochs=40),
     # GPU: the size of Zaremba et al.'s (2014) "medium" model (2 x 650, dropout 0.5,
     # 40 epochs, batch 20, bptt 35) trained as PyTorch's word-language-model example
     # trains it (SGD lr 20 divided by 4 on a plateau, clip 0.25), with tied weights.
