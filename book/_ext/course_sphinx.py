@@ -72,9 +72,11 @@ def drop_script_duplicates(app, pagename, templatename, context, doctree) -> Non
         return
     kept, seen = [], set()
     for script in scripts:
-        key = (str(script), getattr(script, "attributes", {}).get("body", ""))
-        text = str(script) + key[1]
-        if key in seen or "thebe" in text.lower():
+        # the same file or inline body, however each copy was added (priority, a filename
+        # of None or "" for an inline script)
+        attributes = getattr(script, "attributes", {})
+        key = (getattr(script, "filename", str(script)) or "", tuple(sorted(attributes.items())))
+        if key in seen or "thebe" in f"{key[0]} {attributes.get('body', '')}".lower():
             continue
         seen.add(key)
         kept.append(script)

@@ -95,6 +95,17 @@ def test_code_and_printed_lines_fit_88_columns(html):
             assert not wide, (notebook.name, wide)
 
 
+def test_no_page_loads_a_script_twice_or_from_the_network(html):
+    """Jupyter Book 1.0 adds some extensions' scripts twice (sphinx-thebe's second copy threw
+    in the console); the book's extension keeps one of each and drops thebe's."""
+    for page in [html / "index.html", *sorted(html.rglob("*.html"))]:
+        scripts = re.findall(r"<script\b[^>]*>.*?</script>", page.read_text(), re.S)
+        repeated = {script for script in scripts if scripts.count(script) > 1}
+        assert not repeated, (page.name, sorted(repeated)[:2])
+        assert not [script for script in scripts if re.search(r'src="https?://', script)], page.name
+        assert "unpkg.com" not in page.read_text(), page.name
+
+
 def test_solutions_are_not_published(html):
     assert not (html / "solutions").exists()
     assert not list(html.rglob("*solution*.html"))
