@@ -20,13 +20,14 @@ written for the student. A grader that does not trust student code runs
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from ..wire import round_trip
 from .cases import Case, case_seed, describe_config, seeded
 from .compare import ATOL, RTOL, type_name
+from .credit import Credit, credit
 from .forbid import forbid, forbid_functions
 from .student import CheckFailure
 
@@ -54,6 +55,9 @@ class Check:
     # The configurations of the visible cases (the notebook's test) and of the hidden ones.
     VISIBLE: list[dict[str, Any]] = []
     HIDDEN: list[dict[str, Any]] = []
+    # Partial credit (credit.py): part name -> whether a case's configuration belongs to it.
+    # Every part must have a visible case; empty means all or nothing.
+    PARTS: dict[str, Callable[[dict], bool]] = {}
 
     # -- making cases --------------------------------------------------------
     def configs(self, hidden: bool, seed: int | None) -> list[dict[str, Any]]:
@@ -155,23 +159,37 @@ class Check:
         __tracebackhide__ = True  # IPython and pytest hide this frame
         self.validate_student(student)
         cases = self.make_cases(hidden=hidden, seed=seed)
+        first, passed = None, []
         for index, case in enumerate(cases, start=1):
-            try:
-                # The same round trip as the class grader's, so both see the same values.
-                actual = round_trip(self.run_student_guarded(student, case))
-            except CheckFailure as failure:  # the answer raised, or returned the wrong kind
-                hint = self.earlier_failure(student) or self.error_hint(case, str(failure))
-                if not hint:
-                    raise
-                raise CheckFailure(f"{failure}\nHint: {hint}") from None
-            expected = self.run_reference(case)
-            problems = self.compare(case, expected, actual)
-            if problems:
-                hint = self.earlier_failure(student) or self.hint(case, actual)
-                raise CheckFailure(self.failure_message(case, index, len(cases), problems, hint))
+            failure = self.judge(student, case, index, len(cases), first is None)
+            passed.append(failure is None)
+            first = first or failure
+            if failure is not None and not self.PARTS:   # all or nothing: the first failure decides
+                break
+        if first is not None:
+            share = self.credit([case.config for case in cases[:len(passed)]], passed).text()
+            raise CheckFailure(f"{first}\n{share}" if share else first) from None
         if not quiet:
             print(self.ok_message(len(cases)))
         # Returns None on purpose: nbgrader reads a test cell's displayed value as partial credit.
+
+    def judge(self, student, case: Case, index: int, total: int, explain: bool) -> str | None:
+        """None if the answer passes `case`, else what the test cell says (with a hint
+        when `explain`: only the first failure is shown, so only it needs one)."""
+        try:
+            # The same round trip as the class grader's, so both see the same values.
+            actual = round_trip(self.run_student_guarded(student, case))
+        except CheckFailure as failure:  # the answer raised, or returned the wrong kind
+            hint = explain and (self.earlier_failure(student) or self.error_hint(case, str(failure)))
+            return f"{failure}\nHint: {hint}" if hint else str(failure)
+        problems = self.compare(case, self.run_reference(case), actual)
+        if not problems:
+            return None
+        hint = explain and (self.earlier_failure(student) or self.hint(case, actual))
+        return self.failure_message(case, index, total, problems, hint or "")
+
+    def credit(self, configs: list[dict], passed: list[bool]) -> Credit:
+        return credit(self.PARTS, configs, passed)
 
 
 class OwnMessages:

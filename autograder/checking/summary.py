@@ -8,7 +8,8 @@ and the next one to work on:
 
     ok    rnn_step
     FAIL  rnn_forward  is not implemented yet: it raised NotImplementedError
-    FAIL  MyRNN        not defined: run its cell first
+    FAIL  JordanRNN    not defined: run its cell first
+    FAIL  MyRNN        [1 of 2 parts] does not match nn.RNN on case 3 of 4 (...)
     1 of 3 pass; next: rnn_forward
 
 Each exercise runs its visible cases only (the grade also uses hidden ones, which test
@@ -16,6 +17,8 @@ the same features). The summary is not graded, and the class grader skips its ce
 (rnn_by_hand.setup_cell writes it into every notebook, as the last cell).
 """
 from __future__ import annotations
+
+import re
 
 from .check import Check
 from .student import SHORT_LINE, CheckFailure
@@ -38,9 +41,11 @@ def verdict(check: Check, namespace: dict) -> str:
     try:
         check(answer, quiet=True)
     except CheckFailure as failure:
-        # its first sentence, without the answer's name, which the line already shows
-        why = str(failure).splitlines()[0].split(". ")[0]
-        return why.removeprefix(f"{check.student_name} ")
+        # its first sentence, without the answer's name, which the line already shows,
+        # and the partial credit the visible cases would earn
+        why = str(failure).splitlines()[0].split(". ")[0].removeprefix(f"{check.student_name} ")
+        share = re.search(r"Partial credit: (\d+ of \d+) parts pass", str(failure))
+        return f"[{share.group(1)} parts] {why}" if share else why
     except Exception as error:  # noqa: BLE001 -- the checker's own failure, never the student's
         return f"the check itself failed ({type(error).__name__}); run its test cell"
     return ""

@@ -23,6 +23,8 @@ import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
+from ..checking.credit import CASE_ERROR
+
 
 @dataclass
 class CellResult:
@@ -63,6 +65,7 @@ class Scorer:
         """Decode what the child sent, compare it with the references, score each test cell."""
         outcome.decode()
         failures: dict[str, str] = {}
+        shares: dict[str, float] = {}      # each check's share of its points (credit.py)
         for name in self.cases:
             message = outcome.results.get(name)
             if outcome.grader_error:
@@ -75,30 +78,44 @@ class Scorer:
             elif message.error is not None:
                 failures[name] = message.error
             else:
-                failures[name] = self.first_problem(name, message.outputs)
+                failures[name], shares[name] = self.judge(name, message.outputs)
         results = []
         for cell in self.assignment.graded:
-            problems = [failures[name] for name, _ in cell.checks if failures.get(name)]
-            results.append(CellResult(cell.grade_id, cell.points, 0.0 if problems else cell.points,
+            names = [name for name, _ in cell.checks]
+            problems = [failures[name] for name in names if failures.get(name)]
+            share = sum(shares.get(name, 0.0) for name in names) / len(names) if names else float(not problems)
+            results.append(CellResult(cell.grade_id, cell.points, round(cell.points * share, 2),
                                       problems[0] if problems else ""))
         return Scored(results, outcome.cell_errors, outcome.exit, outcome.problem)
 
-    def first_problem(self, name: str, outputs) -> str:
+    def judge(self, name: str, outputs) -> tuple[str, float]:
+        """(the first failing case's message, with the partial credit; the share of the points)."""
         from rnn_by_hand import CHECKS
         check, cases = CHECKS[name], self.cases[name]
         if not isinstance(outputs, list) or len(outputs) != len(cases):
-            return "not graded: the notebook returned an incomplete set of results"
+            return "not graded: the notebook returned an incomplete set of results", 0.0
+        first, passed = "", []
         for index, (case, actual) in enumerate(zip(cases, outputs)):
             if not isinstance(actual, dict):
-                return "not graded: the notebook returned malformed results"
-            expected = self.reference(name, index)
-            try:
-                problems = check.compare(case, expected, actual)
-            except Exception as error:  # noqa: BLE001 -- malformed student data, not a grader bug
-                problems = [f"the result could not be compared ({type(error).__name__}: {error})"]
-            if problems:
-                return check.failure_message(case, index + 1, len(cases), problems, safe_hint(check, case, actual))
-        return ""
+                return "not graded: the notebook returned malformed results", 0.0
+            problems = self.problems(check, case, self.reference(name, index), actual)
+            passed.append(not problems)
+            if problems and not first:
+                first = (actual[CASE_ERROR] if set(actual) == {CASE_ERROR} else
+                         check.failure_message(case, index + 1, len(cases), problems, safe_hint(check, case, actual)))
+        if not first:
+            return "", 1.0
+        share = check.credit([case.config for case in cases], passed)
+        return (f"{first}\n{share.text()}" if share.text() else first), share.fraction
+
+    @staticmethod
+    def problems(check, case, expected: dict, actual: dict) -> list[str]:
+        if set(actual) == {CASE_ERROR}:       # the answer raised on this case
+            return [str(actual[CASE_ERROR])]
+        try:
+            return check.compare(case, expected, actual)
+        except Exception as error:  # noqa: BLE001 -- malformed student data, not a grader bug
+            return [f"the result could not be compared ({type(error).__name__}: {error})"]
 
 
 def safe_hint(check, case, actual: dict) -> str:

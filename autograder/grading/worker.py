@@ -511,6 +511,18 @@ def run_cells(shell, code: list[tuple[str, str]], cell_seconds: float) -> list[s
     return errors
 
 
+def run_case(check, student, case, encode):
+    """One case's encoded outputs; if the answer raised on it, its message (credit.CASE_ERROR),
+    so that the other cases still count (partial credit). A time limit or anything else
+    that is not the answer's own error ends the whole check, as before."""
+    from rnn_by_hand import CheckFailure
+    from rnn_by_hand.checking.credit import CASE_ERROR
+    try:
+        return encode(check.run_student_guarded(student, case))
+    except CheckFailure as failure:
+        return encode({CASE_ERROR: str(failure)[:protocol.MAX_TEXT]})
+
+
 def run_checks(namespace: dict, checks: list[tuple[str, str]], cases: dict, seconds: float, send) -> None:
     from rnn_by_hand import CHECKS, CheckFailure
     from rnn_by_hand.checking.student import student_error
@@ -525,7 +537,7 @@ def run_checks(namespace: dict, checks: list[tuple[str, str]], cases: dict, seco
         try:
             with Timer(seconds):
                 check_.validate_student(student)
-                outputs = [encode(check_.run_student_guarded(student, case)) for case in cases[name]]
+                outputs = [run_case(check_, student, case, encode) for case in cases[name]]
             send("check", check=name, outputs=outputs)
         except CheckFailure as failure:
             send("check", check=name, error=str(failure))
