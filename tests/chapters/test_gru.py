@@ -12,15 +12,15 @@ import torch
 from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
-from rnn_by_hand.chapters.gru import (check_cho_gru_step, check_count_parameters, check_gru_forward,
-                                      check_gru_step)
-from rnn_by_hand.chapters.gru.models import cho_gru_cell, count_formula, gru_cell, gru_stack
+from rnn_by_hand.chapters.gru import (check_bigru_forward, check_cho_gru_step, check_count_parameters,
+                                      check_gru_forward)
+from rnn_by_hand.chapters.gru.models import BIGRU_MISTAKES, bigru_layer, cho_gru_cell, count_formula, gru_cell, gru_stack
 from rnn_by_hand.checking import state_of
 from conftest import REPO
 from mutants import mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "06-gru" / "gru.ipynb"
-ALL_CHECKS = (check_gru_step, check_gru_forward, check_cho_gru_step, check_count_parameters)
+ALL_CHECKS = (check_gru_forward, check_bigru_forward, check_cho_gru_step, check_count_parameters)
 DTYPE = torch.float64
 
 
@@ -30,9 +30,10 @@ def solution():
 
 
 def test_cases_cover_what_the_exercises_promise():
-    step = [c.config for c in check_gru_step.make_cases()]
-    assert {c["batched"] for c in step} == {True, False} and {c["bias"] for c in step} == {True, False}
     for hidden in (False, True):
+        bi = [c.config for c in check_bigru_forward.make_cases(hidden=hidden)]
+        assert {c["batch_first"] for c in bi} == {c["h_0"] for c in bi} == {c["bias"] for c in bi} == {True, False}
+        assert any(c["L"] > 1 for c in bi)
         forward = [c.config for c in check_gru_forward.make_cases(hidden=hidden)]
         assert any(c["num_layers"] == 2 for c in forward)
         assert any(c.get("batch_first") for c in forward) and any(not c.get("batch_first") for c in forward)
@@ -50,37 +51,10 @@ def test_cases_cover_what_the_exercises_promise():
 PAPER = "as Cho et al. (2014) write it"
 SWAPPED_Z = "h_t = z * n + (1 - z) * h_prev"
 OUTSIDE = "r * (W_hn h) + b_hn"
-STEP_CHUNKS = "gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)  # (N, H) each, in PyTorch's order r, z, n\n    gh_r, gh_z, gh_n"
 FORWARD_CHUNKS = "gi_r, gi_z, gi_n = gi[t].chunk(3, dim=-1)     # (N, H) each, order r, z, n\n            gh_r, gh_z, gh_n"
 CHO_CHUNKS = ("gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)                # (N, H) each, order r, z, n\n"
               "    gh_r, gh_z = ")
 MUTANTS = {
-    # gru_step
-    "step: paper's form": (check_gru_step, "gru_step", "n = torch.tanh(gi_n + r * gh_n)",
-                           "n = torch.tanh(gi_n + (r * h_prev) @ weight_hh[2 * h_prev.shape[-1]:].T"
-                           " + (0 if bias_hh is None else bias_hh[2 * h_prev.shape[-1]:]))", PAPER),
-    "step: z and 1 - z swapped": (check_gru_step, "gru_step", "return (1 - z) * n + z * h_prev",
-                                  "return z * n + (1 - z) * h_prev", SWAPPED_Z),
-    "step: gate order z, r, n": (check_gru_step, "gru_step", STEP_CHUNKS,
-                                 STEP_CHUNKS.replace("gi_r, gi_z", "gi_z, gi_r").replace("gh_r, gh_z", "gh_z, gh_r"),
-                                 "reading the three stacked blocks as z, r, n"),
-    "step: gate order r, n, z": (check_gru_step, "gru_step", STEP_CHUNKS,
-                                 STEP_CHUNKS.replace("gi_z, gi_n", "gi_n, gi_z").replace("gh_z, gh_n", "gh_n, gh_z"),
-                                 "reading the three stacked blocks as r, n, z"),
-    "step: only bias_ih": (check_gru_step, "gru_step", "gh = gh + bias_hh", "gh = gh", "leaving out bias_hh"),
-    "step: only bias_hh": (check_gru_step, "gru_step", "gi = gi + bias_ih", "gi = gi", "leaving out bias_ih"),
-    "step: both biases on the input side": (check_gru_step, "gru_step",
-                                            "gi = gi + bias_ih\n        gh = gh + bias_hh",
-                                            "gi = gi + bias_ih + bias_hh\n        gh = gh", OUTSIDE),
-    "step: r outside b_hn": (check_gru_step, "gru_step", "n = torch.tanh(gi_n + r * gh_n)",
-                             "n = torch.tanh(gi_n + r * gh_n + (1 - r) * (0 if bias_hh is None "
-                             "else bias_hh[2 * h_prev.shape[-1]:]))", OUTSIDE),
-    "step: tanh on z": (check_gru_step, "gru_step", "z = torch.sigmoid(gi_z + gh_z)",
-                        "z = torch.tanh(gi_z + gh_z)", "tanh on the update gate z"),
-    "step: sigmoid on n": (check_gru_step, "gru_step", "n = torch.tanh(gi_n + r * gh_n)",
-                           "n = torch.sigmoid(gi_n + r * gh_n)", "the sigmoid on the new gate n"),
-    "step: float32 arithmetic": (check_gru_step, "gru_step", "return (1 - z) * n + z * h_prev",
-                                 "return ((1 - z) * n + z * h_prev).float().double()", "float32"),
     # gru_forward: the step's mistakes, and the wiring of the layers
     "forward: paper's form": (check_gru_forward, "gru_forward", "n = torch.tanh(gi_n + r * gh_n)",
                               "n = torch.tanh(gi_n + (r * h) @ weight_hh[2 * H:].T"
@@ -98,6 +72,12 @@ MUTANTS = {
     "forward: r outside b_hn": (check_gru_forward, "gru_forward", "n = torch.tanh(gi_n + r * gh_n)",
                                 "n = torch.tanh(gi_n + r * gh_n + (1 - r) * (0 if bias_hh is None "
                                 "else bias_hh[2 * H:]))", OUTSIDE),
+    "forward: tanh on z": (check_gru_forward, "gru_forward", "z = torch.sigmoid(gi_z + gh_z)",
+                           "z = torch.tanh(gi_z + gh_z)", "tanh on the update gate z"),
+    "forward: sigmoid on n": (check_gru_forward, "gru_forward", "n = torch.tanh(gi_n + r * gh_n)",
+                              "n = torch.sigmoid(gi_n + r * gh_n)", "the sigmoid on the new gate n"),
+    "forward: float32 arithmetic": (check_gru_forward, "gru_forward", "h = (1 - z) * n + z * h",
+                                    "h = ((1 - z) * n + z * h).float().double()", "float32"),
     "forward: every layer reads the input": (check_gru_forward, "gru_forward", "gi = layer_input @ weight_ih.T",
                                              "gi = x @ weight_ih.T", "the outputs h_t of layer k - 1"),
     "forward: layers not chained": (check_gru_forward, "gru_forward",
@@ -118,6 +98,33 @@ MUTANTS = {
     "forward: batch_first output left time-major": (check_gru_forward, "gru_forward",
                                                     "output = output.transpose(0, 1)", "pass",
                                                     "because batch_first=True"),
+    # bigru_forward
+    "bi: halves swapped": (check_bigru_forward, "bigru_forward", "torch.cat([out_f, out_b.flip(0)], dim=-1)",
+                           "torch.cat([out_b.flip(0), out_f], dim=-1)", "output[..., :H] is the forward direction"),
+    "bi: backward reads forwards": (check_bigru_forward, "bigru_forward", "gru_forward(x.flip(0), h_0[1:]",
+                                    "gru_forward(x, h_0[1:]", "reads it from first to last"),
+    "bi: backward never flipped": (check_bigru_forward, "bigru_forward",
+                                   "out_b, h_b = gru_forward(x.flip(0), h_0[1:], backward, num_layers=1)",
+                                   "out_b, h_b = gru_forward(x, h_0[1:], backward, num_layers=1)\n"
+                                   "    out_b = out_b.flip(0)", "reads it from first to last"),
+    "bi: backward states not flipped back": (check_bigru_forward, "bigru_forward", "[out_f, out_b.flip(0)]",
+                                             "[out_f, out_b]", "flip its states back into time order"),
+    "bi: h_n of the backward direction at the last step": (check_bigru_forward, "bigru_forward",
+                                                           "return output, torch.cat([h_f, h_b])",
+                                                           "return output, torch.cat([h_f, out_b.flip(0)[-1:]])",
+                                                           "sits at time step 0 of the output"),
+    "bi: h_n rows swapped": (check_bigru_forward, "bigru_forward", "return output, torch.cat([h_f, h_b])",
+                             "return output, torch.cat([h_b, h_f])", "the rows of your h_n are swapped"),
+    "bi: forward weights twice": (check_bigru_forward, "bigru_forward", "h_0[1:], backward, num_layers=1",
+                                  "h_0[1:], forward, num_layers=1", "ending in _l0_reverse"),
+    "bi: both from h_0[0]": (check_bigru_forward, "bigru_forward", "h_0[1:], backward", "h_0[:1], backward",
+                             "the backward direction starts from h_0[1]"),
+    "bi: h_0 ignored": (check_bigru_forward, "bigru_forward", "if h_0 is None:", "if True:",
+                        "starting both directions from zeros"),
+    "bi: one direction's output": (check_bigru_forward, "bigru_forward", "torch.cat([out_f, out_b.flip(0)], dim=-1)",
+                                   "out_f", "concatenates the forward and backward states along its last"),
+    "bi: batch_first output left time-major": (check_bigru_forward, "bigru_forward",
+                                               "output = output.transpose(0, 1)", "pass", "because batch_first=True"),
     # cho_gru_step
     "cho: PyTorch's form": (check_cho_gru_step, "cho_gru_step", "(r * h_prev) @ weight_hh[2 * H:].T",
                             "r * (h_prev @ weight_hh[2 * H:].T)", "matches PyTorch's form"),
@@ -159,9 +166,13 @@ test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
 
 # For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
 # the work to torch.nn: (answer cell it follows, source, exercises it loses).
-LIBRARY_ANSWER = ("gru_step", "def gru_step(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None):\n"
-                             "    return torch.gru_cell(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)",
-                  ["gru_step"])
+LIBRARY_ANSWER = ("gru_forward",
+                  "def gru_forward(input, h_0, params, num_layers, batch_first=False):\n"
+                  "    gru = nn.GRU(params['weight_ih_l0'].shape[1], params['weight_hh_l0'].shape[1], num_layers,\n"
+                  "                 bias='bias_ih_l0' in params, batch_first=batch_first, dtype=input.dtype)\n"
+                  "    gru.load_state_dict(params)\n"
+                  "    return gru(input, h_0)",
+                  ["gru_forward", "bigru_forward"])  # the solution's bigru_forward calls gru_forward
 
 
 @pytest.mark.parametrize("old, new, words", [
@@ -228,7 +239,8 @@ def test_wrong_return_values_get_clear_messages(solution, result, words):
 
 
 @pytest.mark.parametrize("check, student, words", [
-    (check_gru_step, lambda *args: (args[1], args[1]), "h_t should be a torch.Tensor, got a tuple of 2"),
+    (check_cho_gru_step, lambda *args: (args[1], args[1]), "h_t should be a torch.Tensor, got a tuple of 2"),
+    (check_bigru_forward, lambda *args, **kwargs: args[0], "should return a tuple (output, h_n), got a Tensor"),
     (check_cho_gru_step, lambda x_t, h, *rest: h[..., :1], "h_t has shape (3, 1), expected (3, 5)"),
     (check_count_parameters, lambda *args, **kwargs: "72", "should return an int, got a str"),
     (check_count_parameters, lambda *args, **kwargs: torch.tensor(81), None),  # an integer tensor is an int
@@ -253,15 +265,15 @@ def test_student_exceptions_become_feedback_not_tracebacks():
         with pytest.raises(CheckFailure, match="not implemented yet"):
             check(not_done)
     with pytest.raises(CheckFailure) as failure:
-        check_gru_step(crashes)
+        check_cho_gru_step(crashes)
     message = str(failure.value)
-    assert message.startswith("gru_step raised RuntimeError: ")
+    assert message.startswith("cho_gru_step raised RuntimeError: ")
     assert "return x_t @ weight_ih" in message and failure.value.__cause__ is None
 
 
 def test_in_place_edits_are_reported(solution):
     def edits_h_prev(x_t, h_prev, *weights):
-        h_t = solution["gru_step"](x_t, h_prev, *weights)
+        h_t = solution["cho_gru_step"](x_t, h_prev, *weights)
         h_prev.zero_()
         return h_t
 
@@ -275,16 +287,24 @@ def test_in_place_edits_are_reported(solution):
         params.pop("weight_hh_l0")
         return result
     with pytest.raises(CheckFailure, match="changed one of its input tensors in place"):
-        check_gru_step(edits_h_prev)
+        check_cho_gru_step(edits_h_prev)
     with pytest.raises(CheckFailure, match=r"changed the params dict it was given \(weight_hh_l0\)"):
         check_gru_forward(edits_params)
     with pytest.raises(CheckFailure, match=r"changed the params dict it was given \(its keys\)"):
         check_gru_forward(pops_params)
 
+    def edits_reverse(input, h_0, params, batch_first=False):
+        result = solution["bigru_forward"](input, h_0, params, batch_first)
+        params["bias_hh_l0_reverse"].zero_()
+        return result
+    with pytest.raises(CheckFailure, match=r"changed the params dict it was given \(bias_hh_l0_reverse\)"):
+        check_bigru_forward(edits_reverse)
+
 
 def test_registry_lists_every_chapter_six_check():
-    assert {f"06-gru/{name}" for name in ("gru_step", "gru_forward", "cho_gru_step", "count_parameters")} \
+    assert {f"06-gru/{name}" for name in ("gru_forward", "bigru_forward", "cho_gru_step", "count_parameters")} \
         <= set(CHECKS)
+    assert "06-gru/gru_step" not in CHECKS  # the page shows it
 
 
 def test_reference_really_is_torch_nn():
@@ -304,18 +324,18 @@ def test_reference_really_is_torch_nn():
 
 
 def test_answers_that_call_torch_nn_are_rejected():
-    def cell(x_t, h_prev, w_ih, w_hh, b_ih=None, b_hh=None):
-        gru = nn.GRUCell(w_ih.shape[1], w_ih.shape[0] // 3, bias=b_ih is not None, dtype=x_t.dtype)
-        gru.load_state_dict({k: v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
-                                                   bias_hh=b_hh).items() if v is not None})
-        return gru(x_t, h_prev)
+    def bidirectional(input, h_0, params, batch_first=False):
+        gru = nn.GRU(params["weight_ih_l0"].shape[1], params["weight_hh_l0"].shape[1], bias="bias_ih_l0" in params,
+                     batch_first=batch_first, bidirectional=True, dtype=input.dtype)
+        gru.load_state_dict(params)
+        return gru(input, h_0)
 
     def module(input, h_0, params, num_layers, batch_first=False):
         gru = nn.GRU(params["weight_ih_l0"].shape[1], params["weight_hh_l0"].shape[1], num_layers,
                      bias="bias_ih_l0" in params, batch_first=batch_first, dtype=input.dtype)
         gru.load_state_dict(params)
         return gru(input, h_0)
-    for check, student in ((check_gru_step, cell), (check_gru_forward, module)):
+    for check, student in ((check_bigru_forward, bidirectional), (check_gru_forward, module)):
         with pytest.raises(CheckFailure, match="is not written by hand: it calls torch's built-in gru"):
             check(student, quiet=True)
     # the trap is removed afterwards: torch.nn works again for everyone else
@@ -396,3 +416,18 @@ def test_count_formula_is_the_real_count(mode):
                     args |= dict(proj_size=proj_size) if mode == "LSTM" else {}
                     real = sum(p.numel() for p in module(4, 5, **args).parameters())
                     assert count_formula(mode, 4, 5, **args) == real, args
+
+
+def test_hint_bigru_agrees_with_nn_gru_when_read_correctly():
+    """The hand-written bidirectional layer used for hints is nn.GRU(bidirectional=True) without a mistake,
+    and each named mistake is another function."""
+    gru = nn.GRU(3, 4, bidirectional=True, dtype=DTYPE)
+    x, h_0 = torch.randn(5, 2, 3, dtype=DTYPE), torch.randn(2, 2, 4, dtype=DTYPE)
+    params = {k: v.detach() for k, v in gru.state_dict().items()}
+    ref_output, ref_h_n = gru(x, h_0)
+    output, h_n = bigru_layer(x, h_0, params)
+    torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(h_n, ref_h_n)
+    for mistake, _, _ in BIGRU_MISTAKES:
+        wrong = bigru_layer(x, h_0, params, mistake)
+        assert not (torch.allclose(wrong[0], ref_output) and torch.allclose(wrong[1], ref_h_n)), mistake

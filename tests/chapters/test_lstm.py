@@ -6,22 +6,24 @@ a correct answer. A check that accepts any of them is a bug.
 """
 from __future__ import annotations
 
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
-from rnn_by_hand.chapters.lstm import (check_ifog_to_pytorch, check_lstm_forward, check_lstm_step,
-                                       check_set_forget_bias, check_split_gates)
+from rnn_by_hand.checking import state_of
+from rnn_by_hand.chapters.lstm import (check_ifog_to_pytorch, check_lstm_forward, check_peephole_lstm_step,
+                                       check_set_chrono_bias, check_split_gates)
 from rnn_by_hand.chapters.lstm.checks import blocks
-from rnn_by_hand.chapters.lstm.models import GATES, ifog_lstm, lstm_layer
+from rnn_by_hand.chapters.lstm.models import GATES, ifog_lstm, lstm_layer, peephole_cell, peephole_lstm_cell
 from conftest import REPO
 from mutants import mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "05-lstm" / "lstm.ipynb"
-ALL_CHECKS = (check_split_gates, check_lstm_step, check_lstm_forward, check_ifog_to_pytorch,
-              check_set_forget_bias)
+ALL_CHECKS = (check_split_gates, check_lstm_forward, check_peephole_lstm_step, check_ifog_to_pytorch,
+              check_set_chrono_bias)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def solution():
 
 
 def test_cases_cover_what_the_exercises_promise():
-    step = [c.config for c in check_lstm_step.make_cases()]
+    step = [c.config for c in check_peephole_lstm_step.make_cases()]
     assert {c["batched"] for c in step} == {True, False} and {c["bias"] for c in step} == {True, False}
     for hidden in (False, True):
         forward = [c.config for c in check_lstm_forward.make_cases(hidden=hidden)]
@@ -39,8 +41,11 @@ def test_cases_cover_what_the_exercises_promise():
         assert {c["hx"] for c in forward} == {True, False}
     split = [c.config for c in check_split_gates.make_cases()]
     assert any(c.get("proj_size") for c in split)
-    forget = [c.config for c in check_set_forget_bias.make_cases()]
-    assert any(c["num_layers"] > 1 for c in forget) and any(c["bidirectional"] for c in forget)
+    chrono = [c.config for c in check_set_chrono_bias.make_cases()]
+    assert any(c["num_layers"] > 1 for c in chrono) and any(c["bidirectional"] for c in chrono)
+    for case in check_set_chrono_bias.make_cases() + check_set_chrono_bias.make_cases(hidden=True):
+        T = case.tensors["timescales"]  # a time scale per unit, distinct, far enough from 2
+        assert T.shape == (case.config["hidden_size"],) and bool((T > 3).all()) and len(set(T.tolist())) == len(T)
 
 
 # Each mutant: (check, cell, source text, replacement, words the feedback must contain)
@@ -57,25 +62,35 @@ MUTANTS = {
                                  "stacked.tensor_split(4, dim=-1)", "so split along dimension 0"),
     "split: every fourth row": (check_split_gates, "split_gates", "stacked.split(H)",
                                 "stacked.reshape(H, 4, *stacked.shape[1:]).unbind(1)", "not every fourth row"),
-    # lstm_step
-    "step: gate order i, f, o, g": (check_lstm_step, "lstm_step", *STEP_IFOG, "CS231n's and fastbook's"),
-    "step: gate order g, i, f, o": (check_lstm_step, "lstm_step", *STEP_GIFO, "as g, i, f, o; " + IN_ORDER),
-    "step: only bias_ih": (check_lstm_step, "lstm_step", "gates + bias_ih + bias_hh", "gates + bias_ih",
-                           "leaving out bias_hh"),
-    "step: h and c swapped": (check_lstm_step, "lstm_step", "return h_t, c_t", "return c_t, h_t",
-                              "h_t and c_t are swapped"),
-    "step: tanh on the forget gate": (check_lstm_step, "lstm_step", "f = torch.sigmoid(f)", "f = torch.tanh(f)",
-                                      "tanh on the forget gate f"),
-    "step: tanh on the input gate": (check_lstm_step, "lstm_step", "i = torch.sigmoid(i)", "i = torch.tanh(i)",
-                                     "tanh on the input gate i"),
-    "step: sigmoid on g": (check_lstm_step, "lstm_step", "g = torch.tanh(g)", "g = torch.sigmoid(g)",
-                           "sigmoid on the cell candidate g"),
-    "step: output gate inside tanh": (check_lstm_step, "lstm_step", "h_t = o * torch.tanh(c_t)",
-                                      "h_t = torch.tanh(o * c_t)", "h_t = tanh(o_t * c_t)"),
-    "step: no tanh of c": (check_lstm_step, "lstm_step", "h_t = o * torch.tanh(c_t)", "h_t = o * c_t",
-                           "h_t = o_t * c_t"),
-    "step: float32 arithmetic": (check_lstm_step, "lstm_step", "return h_t, c_t",
-                                 "return h_t.float().double(), c_t", "float32"),
+    # peephole_lstm_step
+    "peephole: no peepholes": (check_peephole_lstm_step, "peephole_lstm_step", "i = torch.sigmoid(a_i + p_i * c_prev)",
+                               "i = torch.sigmoid(a_i)", "leaving out the peephole of gate i"),
+    "peephole: none at all": (check_peephole_lstm_step, "peephole_lstm_step", "p_i, p_f, p_o = peephole.split(H)",
+                              "p_i = p_f = p_o = 0.0", "an LSTM without peepholes"),
+    "peephole: output gate peeps at c_prev": (check_peephole_lstm_step, "peephole_lstm_step",
+                                              "o = torch.sigmoid(a_o + p_o * c_t)",
+                                              "o = torch.sigmoid(a_o + p_o * c_prev)",
+                                              "the output gate peeping at c_prev"),
+    "peephole: forget gate without its peephole": (check_peephole_lstm_step, "peephole_lstm_step",
+                                                   "f = torch.sigmoid(a_f + p_f * c_prev)", "f = torch.sigmoid(a_f)",
+                                                   "leaving out the peephole of gate f"),
+    "peephole: blocks read as f, i, o": (check_peephole_lstm_step, "peephole_lstm_step",
+                                         "p_i, p_f, p_o = peephole.split(H)", "p_f, p_i, p_o = peephole.split(H)",
+                                         "reading the peephole blocks as f, i, o"),
+    "peephole: split into four": (check_peephole_lstm_step, "peephole_lstm_step", "p_i, p_f, p_o = peephole.split(H)",
+                                  "p_i, p_f, p_o = peephole.chunk(4)[:3]", None),
+    "peephole: gate order i, f, o, g": (check_peephole_lstm_step, "peephole_lstm_step",
+                                        "a_i, a_f, a_g, a_o = gates.chunk", "a_i, a_f, a_o, a_g = gates.chunk",
+                                        "blocks as i, f, o, g; PyTorch stacks them i, f, g, o"),
+    "peephole: only bias_ih": (check_peephole_lstm_step, "peephole_lstm_step", "gates + bias_ih + bias_hh",
+                               "gates + bias_ih", "leaving out bias_hh"),
+    "peephole: tanh on the forget gate": (check_peephole_lstm_step, "peephole_lstm_step",
+                                          "f = torch.sigmoid(a_f + p_f * c_prev)", "f = torch.tanh(a_f + p_f * c_prev)",
+                                          "tanh on the forget gate f"),
+    "peephole: h and c swapped": (check_peephole_lstm_step, "peephole_lstm_step", "return h_t, c_t",
+                                  "return c_t, h_t", "h_t and c_t are swapped"),
+    "peephole: float32 arithmetic": (check_peephole_lstm_step, "peephole_lstm_step", "return h_t, c_t",
+                                     "return h_t.float().double(), c_t", "float32"),
     # the step's mistakes also break a forward pass built on the same ideas
     "forward: gate order i, f, o, g": (check_lstm_forward, "lstm_forward", *FORWARD_IFOG, "CS231n's and fastbook's"),
     "forward: gate order g, i, f, o": (check_lstm_forward, "lstm_forward", *FORWARD_GIFO,
@@ -128,24 +143,33 @@ MUTANTS = {
                                   "reorder(b)}", "b is counted twice"),
     "convert: b not reordered": (check_ifog_to_pytorch, "ifog_to_pytorch", '"bias_ih_l0": reorder(b),',
                                  '"bias_ih_l0": b,', "the bias b needs its blocks reordered"),
-    # set_forget_bias
-    "forget: both biases set": (check_set_forget_bias, "set_forget_bias", "parameter[H:2 * H] = 0.0",
-                                "parameter[H:2 * H] = value", "both biases were set to 1"),
-    "forget: input gate rows": (check_set_forget_bias, "set_forget_bias", "parameter[H:2 * H] = value",
-                                "parameter[:H] = value", "not the forget gate"),
-    "forget: added to the random bias": (check_set_forget_bias, "set_forget_bias",
-                                         "parameter[H:2 * H] = value   # rows [H, 2H): the forget gate\n"
+    # set_chrono_bias
+    "chrono: both biases set": (check_set_chrono_bias, "set_chrono_bias", "parameter[:2 * H] = 0.0",
+                                "parameter[:H], parameter[H:2 * H] = -b_f, b_f", "both biases were set"),
+    "chrono: log(T)": (check_set_chrono_bias, "set_chrono_bias", "b_f = torch.log(timescales - 1)", "b_f = torch.log(timescales)",
+                       "that is log(T), not log(T - 1)"),
+    "chrono: input gate not negated": (check_set_chrono_bias, "set_chrono_bias", "parameter[:H] = -b_f", "parameter[:H] = b_f",
+                                       "the sign is wrong"),
+    "chrono: input gate left alone": (check_set_chrono_bias, "set_chrono_bias", "parameter[:H] = -b_f", "pass",
+                                      "b_ii + b_hi (input gate, rows [0, H))"),
+    "chrono: signs swapped": (check_set_chrono_bias, "set_chrono_bias", "b_f = torch.log(timescales - 1)",
+                              "b_f = -torch.log(timescales - 1)", "the sign is wrong"),
+    "chrono: candidate rows": (check_set_chrono_bias, "set_chrono_bias", "parameter[:H] = -b_f", "parameter[2 * H:3 * H] = -b_f",
+                               "the gate g: only i and f change"),
+    "chrono: added to the random bias": (check_set_chrono_bias, "set_chrono_bias",
+                                         "parameter[:H] = -b_f         # rows [0, H): the input gate, i = 1 - f\n"
+                                         "                parameter[H:2 * H] = b_f     # rows [H, 2H): the forget gate\n"
                                          '            elif name.startswith("bias_hh"):\n'
-                                         "                parameter[H:2 * H] = 0.0",
-                                         "parameter[H:2 * H] += value\n"
+                                         "                parameter[:2 * H] = 0.0",
+                                         "parameter[:H] -= b_f\n                parameter[H:2 * H] += b_f\n"
                                          "            elif False:\n                pass",
-                                         "was added to the random initial biases"),
-    "forget: first layer only": (check_set_forget_bias, "set_forget_bias", 'if name.startswith("bias_ih"):',
+                                         "the value was added to the random initial biases"),
+    "chrono: first layer only": (check_set_chrono_bias, "set_chrono_bias", 'if name.startswith("bias_ih"):',
                                  'if name == "bias_ih_l0":', "bias_ih_l1"),
-    "forget: forward direction only": (check_set_forget_bias, "set_forget_bias", 'if name.startswith("bias_ih"):',
+    "chrono: forward direction only": (check_set_chrono_bias, "set_chrono_bias", 'if name.startswith("bias_ih"):',
                                        'if name.startswith("bias_ih") and "reverse" not in name:',
                                        "bias_ih_l0_reverse"),
-    "forget: without no_grad": (check_set_forget_bias, "set_forget_bias", "with torch.no_grad():", "if True:",
+    "chrono: without no_grad": (check_set_chrono_bias, "set_chrono_bias", "with torch.no_grad():", "if True:",
                                 "inside `with torch.no_grad():`"),
 }
 
@@ -154,11 +178,16 @@ test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
 
 # For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
 # the work to torch.nn: (answer cell it follows, source, exercises it loses).
-LIBRARY_ANSWER = ("lstm_step", "def lstm_step(x_t, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):\n"
-                              "    cell = nn.LSTMCell(weight_ih.shape[1], weight_hh.shape[1], dtype=x_t.dtype)\n"
-                              "    cell.load_state_dict(dict(weight_ih=weight_ih, weight_hh=weight_hh,\n"
-                              "                              bias_ih=bias_ih, bias_hh=bias_hh))\n"
-                              "    return cell(x_t, state)", ["lstm_step"])
+LIBRARY_ANSWER = ("lstm_forward",
+                  "def lstm_forward(input, hx, weight_ih, weight_hh, bias_ih=None, bias_hh=None, weight_hr=None,\n"
+                  "                 batch_first=False):\n"
+                  "    lstm = nn.LSTM(weight_ih.shape[1], weight_ih.shape[0] // 4, bias=bias_ih is not None,\n"
+                  "                   batch_first=batch_first, dtype=input.dtype,\n"
+                  "                   proj_size=0 if weight_hr is None else weight_hr.shape[0])\n"
+                  "    weights = dict(weight_ih_l0=weight_ih, weight_hh_l0=weight_hh, bias_ih_l0=bias_ih,\n"
+                  "                   bias_hh_l0=bias_hh, weight_hr_l0=weight_hr)\n"
+                  "    lstm.load_state_dict({k: v for k, v in weights.items() if v is not None})\n"
+                  "    return lstm(input, hx)", ["lstm_forward"])
 
 
 def test_feedback_names_output_case_and_index(solution):
@@ -199,15 +228,16 @@ def test_wrong_return_values_get_clear_messages(solution, result, words):
 
 @pytest.mark.parametrize("check, student, words", [
     (check_split_gates, lambda stacked: stacked.chunk(2), "should return a tuple of the four blocks"),
-    (check_lstm_step, lambda *args: args[0], "should return a tuple (h_t, c_t), got a Tensor"),
+    (check_peephole_lstm_step, lambda *args: args[0], "should return a tuple (h_t, c_t), got a Tensor"),
     (check_ifog_to_pytorch, lambda Wx, Wh, b: [Wx, Wh, b], "should return a dict with the keys weight_ih_l0"),
     (check_ifog_to_pytorch, lambda Wx, Wh, b: {"weight_ih_l0": Wx.T}, "the dict has no key 'weight_hh_l0'"),
     (check_ifog_to_pytorch, lambda Wx, Wh, b: {"weight_ih_l0": Wx.T, "weight_hh_l0": Wh.T, "bias_ih_l0": b,
                                                 "bias_hh_l0": b, "weight_hr_l0": b},
      "a key 'weight_hr_l0' that nn.LSTM(num_layers=1) does not have"),
-    (check_set_forget_bias, lambda lstm, value: lstm.reset_parameters(), "weight_ih_l0 changed at row 0"),
-    (check_set_forget_bias, lambda lstm, value: delattr(lstm, "bias_hh_l0"),
+    (check_set_chrono_bias, lambda lstm, T: lstm.reset_parameters(), "weight_ih_l0 changed at row 0"),
+    (check_set_chrono_bias, lambda lstm, T: delattr(lstm, "bias_hh_l0"),
      "no longer those of the nn.LSTM it was given"),
+    (check_set_chrono_bias, lambda lstm, T: T.fill_(2.0), "changed one of its input tensors in place"),
 ])
 def test_malformed_answers_get_clear_messages(check, student, words):
     with pytest.raises(CheckFailure) as failure:
@@ -221,19 +251,30 @@ def test_student_exceptions_become_feedback_not_tracebacks():
 
     def crashes(x_t, state, weight_ih, *rest):
         return x_t @ weight_ih, state[1]  # wrong orientation: a shape error inside torch
+
+    def four_peepholes(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh, peephole):
+        p_i, p_f, p_g, p_o = peephole.chunk(4)  # as if every gate had a peephole
+        return state[0] + p_i * state[1], state[1]
+
+    def four_unpacked(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh, peephole):
+        p_i, p_f, p_g, p_o = peephole.split(state[1].shape[-1])
+        return state
     for check in ALL_CHECKS:
         with pytest.raises(CheckFailure, match="not implemented yet"):
             check(not_done)
     with pytest.raises(CheckFailure) as failure:
-        check_lstm_step(crashes)
+        check_peephole_lstm_step(crashes)
     message = str(failure.value)
-    assert message.startswith("lstm_step raised RuntimeError: ")
+    assert message.startswith("peephole_lstm_step raised RuntimeError: ")
     assert "return x_t @ weight_ih, state[1]" in message and failure.value.__cause__ is None
+    for four in (four_peepholes, four_unpacked):
+        with pytest.raises(CheckFailure, match="split it into three blocks of H, not four"):
+            check_peephole_lstm_step(four)
 
 
 def test_in_place_edits_of_the_state_are_reported(solution):
     def edits_c_prev(x_t, state, *weights):
-        h_t, c_t = solution["lstm_step"](x_t, state, *weights)
+        h_t, c_t = solution["peephole_lstm_step"](x_t, state, *weights)
         state[1].zero_()
         return h_t, c_t
 
@@ -243,14 +284,15 @@ def test_in_place_edits_of_the_state_are_reported(solution):
             hx[0].zero_()
         return result
     with pytest.raises(CheckFailure, match="changed h_prev or c_prev in place"):
-        check_lstm_step(edits_c_prev)
+        check_peephole_lstm_step(edits_c_prev)
     with pytest.raises(CheckFailure, match="changed h_0 or c_0 in place"):
         check_lstm_forward(edits_h_0)
 
 
 def test_registry_lists_every_chapter_five_check():
-    assert {f"05-lstm/{name}" for name in ("split_gates", "lstm_step", "lstm_forward", "ifog_to_pytorch",
-                                           "set_forget_bias")} <= set(CHECKS)
+    assert {f"05-lstm/{name}" for name in ("split_gates", "lstm_forward", "peephole_lstm_step", "ifog_to_pytorch",
+                                           "set_chrono_bias")} <= set(CHECKS)
+    assert not {"05-lstm/lstm_step", "05-lstm/set_forget_bias"} & set(CHECKS)  # the page shows both
 
 
 def test_reference_really_is_torch_nn():
@@ -316,7 +358,8 @@ def test_hint_lstm_agrees_with_nn_lstm_when_read_correctly():
 
 
 @pytest.mark.parametrize("check, student", [
-    (check_lstm_step, lambda x_t, state, w_ih, w_hh, b_ih=None, b_hh=None: _cell(x_t, state, w_ih, w_hh, b_ih, b_hh)),
+    (check_peephole_lstm_step, lambda x_t, state, w_ih, w_hh, b_ih, b_hh, peephole: _cell(x_t, state, w_ih, w_hh, b_ih,
+                                                                                         b_hh)),
     (check_lstm_forward, lambda input, hx, w_ih, w_hh, b_ih=None, b_hh=None, weight_hr=None, batch_first=False:
         _module(input, hx, w_ih, w_hh, b_ih, b_hh, weight_hr, batch_first)),
 ])
@@ -342,3 +385,83 @@ def _module(input, hx, w_ih, w_hh, b_ih, b_hh, weight_hr, batch_first):
                                                         bias_hh=b_hh, weight_hr=weight_hr).items()
                           if v is not None})
     return lstm(input, hx)
+
+
+# -- the autograder's own peephole LSTM ---------------------------------------------------
+
+def by_hand_peephole(x, h, c, weight_ih, weight_hh, bias, peephole):
+    """The peephole step for one unbatched vector, unit by unit with Python sums and math."""
+    H, H_in = h.shape[0], x.shape[0]
+    W, U, b, p = weight_ih.tolist(), weight_hh.tolist(), bias.tolist(), peephole.tolist()
+    x, h, c = x.tolist(), h.tolist(), c.tolist()
+
+    def sig(a):
+        return 1 / (1 + math.exp(-a))
+
+    def pre(row):  # W x + U h + b for one row of the stacked weights
+        return sum(W[row][k] * x[k] for k in range(H_in)) + sum(U[row][k] * h[k] for k in range(H)) + b[row]
+    h_t, c_t = [], []
+    for j in range(H):  # gate rows: i at j, f at H + j, g at 2H + j, o at 3H + j; peepholes i, f, o
+        i = sig(pre(j) + p[j] * c[j])
+        f = sig(pre(H + j) + p[H + j] * c[j])
+        cell = f * c[j] + i * math.tanh(pre(2 * H + j))
+        o = sig(pre(3 * H + j) + p[2 * H + j] * cell)  # the output gate reads the new cell
+        h_t.append(o * math.tanh(cell))
+        c_t.append(cell)
+    return torch.tensor(h_t, dtype=torch.float64), torch.tensor(c_t, dtype=torch.float64)
+
+
+def test_peephole_reference_equals_a_hand_computation():
+    H_in, H = 3, 4
+    cell = nn.LSTMCell(H_in, H, dtype=torch.float64)
+    w = [t.detach() for t in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
+    peephole = torch.randn(3 * H, dtype=torch.float64)
+    x, h, c = torch.randn(2, H_in, dtype=torch.float64), torch.randn(2, H, dtype=torch.float64), \
+        2 * torch.randn(2, H, dtype=torch.float64)
+    batched = peephole_lstm_cell(x, h, c, *w, peephole)
+    for row in range(2):
+        want = by_hand_peephole(x[row], h[row], c[row], w[0], w[1], w[2] + w[3], peephole)
+        one = peephole_lstm_cell(x[row], h[row], c[row], *w, peephole)
+        for got in (one, (batched[0][row], batched[1][row])):
+            torch.testing.assert_close(got[0], want[0])
+            torch.testing.assert_close(got[1], want[1])
+    no_bias = peephole_lstm_cell(x[0], h[0], c[0], w[0], w[1], None, None, peephole)
+    want = by_hand_peephole(x[0], h[0], c[0], w[0], w[1], torch.zeros(4 * H, dtype=torch.float64), peephole)
+    torch.testing.assert_close(no_bias[0], want[0])
+
+
+def test_peephole_reference_is_nn_lstm_cell_without_peepholes_and_differs_with_them():
+    cell = nn.LSTMCell(3, 5, dtype=torch.float64)
+    x, h, c = (torch.randn(4, n, dtype=torch.float64) for n in (3, 5, 5))
+    w = [t.detach() for t in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)]
+    ref_h, ref_c = cell(x, (h, c))
+    for peephole in (None, torch.zeros(15, dtype=torch.float64)):
+        h_t, c_t = peephole_lstm_cell(x, h, c, *w, peephole)
+        torch.testing.assert_close(h_t, ref_h)
+        torch.testing.assert_close(c_t, ref_c)
+    h_t, c_t = peephole_lstm_cell(x, h, c, *w, torch.randn(15, dtype=torch.float64))
+    assert (h_t - ref_h).abs().max() > 1e-3 and (c_t - ref_c).abs().max() > 1e-3
+
+
+def test_hint_peephole_cell_is_the_reference_when_read_correctly():
+    cell = nn.LSTMCell(3, 4, dtype=torch.float64)
+    x, h, c = (torch.randn(2, n, dtype=torch.float64) for n in (3, 4, 4))
+    w = {k: getattr(cell, k).detach() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    peephole = torch.randn(12, dtype=torch.float64)
+    for got, want in zip(peephole_cell(x, h, c, w, peephole),
+                         peephole_lstm_cell(x, h, c, *w.values(), peephole)):
+        torch.testing.assert_close(got, want)
+
+
+def test_chrono_reference_gives_each_unit_its_time_scale():
+    """At zero input and state the reference's gates are f = 1 - 1/T and i = 1/T, unit by unit."""
+    case = check_set_chrono_bias.make_cases()[2]  # bidirectional
+    T = case.tensors["timescales"]
+    state = check_set_chrono_bias.run_reference(case)["state"]
+    H = case.config["hidden_size"]
+    for suffix in ("_l0", "_l0_reverse"):
+        total = state["bias_ih" + suffix] + state["bias_hh" + suffix]  # the gates at x = h = 0
+        torch.testing.assert_close(torch.sigmoid(total[H:2 * H]), 1 - 1 / T)
+        torch.testing.assert_close(torch.sigmoid(total[:H]), 1 / T)
+        before = state_of(case.tensors)["bias_ih" + suffix] + state_of(case.tensors)["bias_hh" + suffix]
+        torch.testing.assert_close(total[2 * H:], before[2 * H:])

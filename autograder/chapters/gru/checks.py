@@ -1,7 +1,7 @@
 """Checks for chapter 6, the GRU.
 
-    gru_step(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)   vs nn.GRUCell
     gru_forward(input, h_0, params, num_layers, batch_first)        vs nn.GRU (stacked layers)
+    bigru_forward(input, h_0, params, batch_first)                  vs nn.GRU(bidirectional=True), one layer
     cho_gru_step(x_t, h_prev, weight_ih, weight_hh, bias)           vs `cho_gru_cell` (models.py), the form of
                                                                        Cho et al. (2014): reset before the product
     count_parameters(mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size)
@@ -22,47 +22,13 @@ import torch
 from torch import nn
 
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
-from ...checking.compare import first_matching_mistake, type_name
-from ...common import DTYPE, WEIGHTS, CellStep, compare_outputs, make_sequence
-from .models import COUNT_ARGS, cell_variants, cho_gru_cell, cho_variants, count_mistakes, gru_cell, gru_stack
+from ...checking.compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from ...common import DTYPE, CellStep, compare_outputs, layouts, make_sequence
+from .models import (BIGRU_MISTAKES, COUNT_ARGS, bigru_layer, cell_variants, cho_gru_cell, cho_variants,
+                     count_mistakes, gru_cell, gru_stack)
 
 # The fused kernels behind nn.GRU and nn.GRUCell: the exercises write them by hand.
 GRU_KERNELS = ("gru", "gru_cell")
-
-
-# -- gru_step ------------------------------------------------------------------------
-
-class GruStepCheck(CellStep, Check):
-    name = "06-gru/gru_step"
-    forbidden_functions = ("rnn_by_hand.chapters.gru.models.gru_cell",)
-    student_name = "gru_step"
-    reference_name = "torch.nn.GRUCell"
-    forbidden = GRU_KERNELS
-
-    VISIBLE = [dict(N=3, input_size=4, hidden_size=5, bias=True, batched=True),
-               dict(input_size=3, hidden_size=6, bias=True, batched=False),
-               dict(N=2, input_size=5, hidden_size=4, bias=False, batched=True)]
-    HIDDEN = [dict(N=5, input_size=7, hidden_size=8, bias=True, batched=True),
-              dict(N=1, input_size=2, hidden_size=3, bias=True, batched=True),
-              dict(N=4, input_size=6, hidden_size=6, bias=False, batched=True),
-              dict(input_size=6, hidden_size=4, bias=True, batched=False)]
-
-    @staticmethod
-    def reference(config) -> nn.GRUCell:
-        return nn.GRUCell(config["input_size"], config["hidden_size"], bias=config["bias"], dtype=DTYPE)
-
-    def run_student(self, student, case):
-        t = case.tensors
-        h_t = call_student(self.student_name, student, t["x_t"], t["h_prev"], t["weight_ih"],
-                           t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"))
-        return {"h_t": h_t}
-
-    def hint(self, case, actual):
-        t = case.tensors
-        w = {k: t.get(k) for k in WEIGHTS}
-        found = [(text, {"h_t": gru_cell(t["x_t"], t["h_prev"], w, **variant)})
-                 for text, variant in cell_variants(case.config["bias"])]
-        return first_matching_mistake(case, self.run_reference(case), actual, found)
 
 
 # -- gru_forward ---------------------------------------------------------------------
@@ -85,7 +51,6 @@ class GruForwardCheck(Check):
     name = "06-gru/gru_forward"
     forbidden_functions = ("rnn_by_hand.chapters.gru.models.gru_stack", "rnn_by_hand.chapters.gru.models.gru_cell")
     student_name = "gru_forward"
-    builds_on = ("gru_step",)
     reference_name = "torch.nn.GRU"
     forbidden = GRU_KERNELS
 
@@ -175,6 +140,96 @@ class GruForwardCheck(Check):
         if "h_0" in t:
             found.append(("your result matches starting from zeros: when h_0 is given, layer k starts "
                           "from h_0[k]", run(start=zeros)))
+        return first_matching_mistake(case, self.run_reference(case), actual, found)
+
+
+# -- bigru_forward -------------------------------------------------------------------
+
+class BiGruForwardCheck(Check):
+    name = "06-gru/bigru_forward"
+    forbidden_functions = ("rnn_by_hand.chapters.gru.models.bigru_layer", "rnn_by_hand.chapters.gru.models.gru_stack",
+                           "rnn_by_hand.chapters.gru.models.gru_cell")
+    student_name = "bigru_forward"
+    builds_on = ("gru_forward",)
+    reference_name = "torch.nn.GRU(bidirectional=True)"
+    forbidden = GRU_KERNELS
+
+    VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, bias=True, batch_first=False, h_0=True),
+               dict(L=4, N=2, input_size=3, hidden_size=5, bias=True, batch_first=True, h_0=False),
+               dict(L=6, N=2, input_size=2, hidden_size=3, bias=False, batch_first=False, h_0=True)]
+    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, bias=True, batch_first=True, h_0=True),
+              dict(L=1, N=2, input_size=3, hidden_size=4, bias=True, batch_first=False, h_0=True),
+              dict(L=5, N=1, input_size=4, hidden_size=4, bias=False, batch_first=True, h_0=False),
+              dict(L=3, N=5, input_size=2, hidden_size=6, bias=True, batch_first=False, h_0=False)]
+    MODULE_ARGS = ("input_size", "hidden_size", "bias", "batch_first")
+
+    def module(self, config) -> nn.GRU:
+        return nn.GRU(**{k: config[k] for k in self.MODULE_ARGS}, bidirectional=True, dtype=DTYPE)
+
+    @staticmethod
+    def params(case) -> dict[str, torch.Tensor]:
+        return state_of(case.tensors)
+
+    def make_tensors(self, config):
+        x, h_0 = make_sequence(dict(config, num_layers=2))  # h_0: one row per direction
+        return {"input": x} | ({"h_0": h_0} if h_0 is not None else {}) | with_state(self.module(config))
+
+    def run_student(self, student, case):
+        t, config = case.tensors, case.config
+        params = {k: v.clone() for k, v in self.params(case).items()}
+        result = call_student(self.student_name, student, t["input"], t.get("h_0"), params,
+                              batch_first=config["batch_first"])
+        originals = self.params(case)
+        changed = [k for k, v in params.items() if k in originals and not torch.equal(v, originals[k])]
+        if changed or set(params) != set(originals):
+            raise CheckFailure(f"{self.student_name} changed the params dict it was given "
+                               f"({', '.join(changed) or 'its keys'}); read the weights without "
+                               "modifying them")
+        output, h_n = unpack_pair(self.student_name, result, ("output", "h_n"))
+        return {"output": output, "h_n": h_n}
+
+    def run_reference(self, case):
+        gru = self.module(case.config)
+        gru.load_state_dict(self.params(case))
+        with torch.no_grad():
+            output, h_n = gru(case.tensors["input"], case.tensors.get("h_0"))
+        return {"output": output, "h_n": h_n}
+
+    def compare(self, case, expected, actual):
+        dims = layouts(case.config)
+        written = {"output": dims["output"][1].replace("H)", "2H)"),
+                   "h_n": "(2, N, H), the forward direction's row first, whatever batch_first says"}
+        problems = []
+        for name in ("output", "h_n"):
+            got, want = actual[name], expected[name]
+            H = case.config["hidden_size"]
+            if name == "output" and isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(want.shape[:-1]) + (H,):
+                problems.append(f"output has shape {shape_str(got.shape)}, expected {shape_str(want.shape)}: it "
+                                "concatenates the forward and backward states along its last dimension, "
+                                "torch.cat([forward, backward], dim=-1)")
+                continue
+            problems += compare_tensor(name, want, got, dims=dims[name][0], layout=written[name],
+                                       rtol=self.rtol, atol=self.atol)
+        return problems
+
+    def hint(self, case, actual):
+        t, config = case.tensors, case.config
+        x = to_time_major(config, t["input"])                   # (L, N, H_in)
+        N, H = x.shape[1], config["hidden_size"]
+        zeros = torch.zeros(2, N, H, dtype=DTYPE)
+        h_0 = t.get("h_0", zeros)
+        params = self.params(case)
+
+        def run(mistake="", start=h_0, **variant):
+            return from_time_major(config, *bigru_layer(x, start, params, mistake, **variant))
+
+        found = [(text, {k: v for k, v in run(mistake).items() if k in names})
+                 for mistake, names, text in BIGRU_MISTAKES if mistake != "first h_0 twice" or "h_0" in t]
+        if "h_0" in t:
+            found.append(("your result matches starting both directions from zeros: when h_0 is given, the "
+                          "forward direction starts from h_0[0] and the backward one from h_0[1]",
+                          run(start=zeros)))
+        found += [(text, run(**variant)) for text, variant in cell_variants(config["bias"])]
         return first_matching_mistake(case, self.run_reference(case), actual, found)
 
 
@@ -322,7 +377,7 @@ class CountParametersCheck(Check):
         return ""
 
 
-check_gru_step = GruStepCheck()
 check_gru_forward = GruForwardCheck()
+check_bigru_forward = BiGruForwardCheck()
 check_cho_gru_step = ChoGruStepCheck()
 check_count_parameters = CountParametersCheck()

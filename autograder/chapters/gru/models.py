@@ -1,5 +1,5 @@
 """Chapter 6's hand-written GRUs and counts: ours, read in mistaken ways, only to name a mistake
-in a hint (gru_cell, gru_stack, cell_variants, cho_variants, count_mistakes); the form of
+in a hint (gru_cell, gru_stack, bigru_layer, cell_variants, cho_variants, count_mistakes); the form of
 Cho et al. (2014), which has no torch.nn module and is cho_gru_step's reference
 (cho_gru_cell, compared by the unit tests with a hand computation and with nn.GRUCell);
 and the parameter count by formula (count_formula). An answer may not call any of these.
@@ -207,3 +207,53 @@ def count_mistakes(config: dict) -> list[tuple[str, int]]:
                   ("your count has layer k > 0 reading the unprojected hidden_size features; it reads the "
                    "projected outputs, proj_size per direction", dict(deeper_input="D*H"))]
     return [(text, count_formula(mode, **(args | keywords))) for text, keywords in found]
+
+
+def bigru_layer(x, h_0, params, mistake="", **variant):
+    """Time-major bidirectional GRU layer: x (L, N, H_in), h_0 (2, N, H) -> output (L, N, 2H), h_n.
+
+    mistake names a classic slip (BIGRU_MISTAKES); variant, a mistaken step (gru_cell's keywords).
+    """
+    halves, finals = [], []
+    for d in range(2):
+        backward = d == 1
+        suffix = "_l0_reverse" if backward and mistake != "forward weights twice" else "_l0"
+        w = {name: params.get(name + suffix) for name in WEIGHTS}
+        reads = x.flip(0) if backward and mistake not in ("backward not reversed", "backward never flipped") else x
+        h = h_0[0 if mistake == "first h_0 twice" else d]
+        states = []
+        for x_t in reads:
+            h = gru_cell(x_t, h, w, **variant)
+            states.append(h)
+        raw = torch.stack(states)                     # (L, N, H), in reading order
+        in_time = raw.flip(0) if backward and mistake not in ("backward never flipped",
+                                                              "backward not flipped back") else raw
+        halves.append(in_time)
+        finals.append(in_time[-1] if backward and mistake == "h_n at the last step" else raw[-1])
+    if mistake == "halves swapped":
+        halves = halves[::-1]
+    if mistake == "h_n rows swapped":
+        finals = finals[::-1]
+    return torch.cat(halves, dim=-1), torch.stack(finals)
+
+
+READS_FORWARDS = ("the backward direction must read the sequence from x_L to x_1; yours reads it from first "
+                  "to last, like the forward direction (with the _reverse weights)")
+BIGRU_MISTAKES = [  # (mistake, the outputs it shows in, hint)
+    ("halves swapped", ("output",), "the forward and backward halves of output are swapped: output[..., :H] "
+                                    "is the forward direction, output[..., H:] the backward one"),
+    ("h_n rows swapped", ("h_n",), "the rows of your h_n are swapped: h_n[0] is the forward direction's last "
+                                   "state, h_n[1] the backward one's"),
+    ("backward not reversed", ("output", "h_n"), READS_FORWARDS),
+    ("backward never flipped", ("output", "h_n"), READS_FORWARDS),
+    ("backward not flipped back", ("output",), "after running the backward direction over the reversed "
+                                               "sequence, flip its states back into time order: "
+                                               "output[t, :, H:] is its state after reading x_L, ..., x_(t+1)"),
+    ("h_n at the last step", ("h_n",), "the backward direction's final state is the one after it has read the "
+                                       "whole sequence, which sits at time step 0 of the output "
+                                       "(output[0, :, H:]), not at the last step"),
+    ("forward weights twice", ("output", "h_n"), "your backward direction uses the forward weights; it has "
+                                                 "its own, the keys ending in _l0_reverse (weight_ih_l0_reverse, ...)"),
+    ("first h_0 twice", ("output", "h_n"), "both your directions start from h_0[0]; the backward direction "
+                                           "starts from h_0[1]"),
+]

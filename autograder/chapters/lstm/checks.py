@@ -1,17 +1,20 @@
 """Checks for chapter 5, the LSTM.
 
     split_gates(stacked)                                        vs the blocks of nn.LSTM's parameters
-    lstm_step(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh)  vs nn.LSTMCell
     lstm_forward(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, batch_first)
                                                                 vs nn.LSTM (one layer, proj_size)
+    peephole_lstm_step(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh, peephole)
+                                                                vs `peephole_lstm_cell` (models.py)
     ifog_to_pytorch(Wx, Wh, b)                                  an i, f, o, g LSTM's weights, loaded
                                                                 into nn.LSTM, vs that LSTM run here
-    set_forget_bias(lstm, value)                                vs nn.LSTM with b_if + b_hf = value
+    set_chrono_bias(lstm, timescales)                           vs nn.LSTM with b_f = log(T - 1) = -b_i
 
 Each case builds the torch.nn module afresh from a seed, in float64, and hands
 its weights to the student's code; the reference output comes from the module.
-The hand-written LSTMs (models.py) name classic mistakes in hints; `ifog_lstm` there
-is the original network whose weights `ifog_to_pytorch` converts.
+The peephole LSTM has no torch.nn module: its reference is `peephole_lstm_cell`
+(models.py), which the unit tests compare with a hand computation and, with zero
+peepholes, with nn.LSTMCell. The hand-written LSTMs there name classic mistakes in
+hints; `ifog_lstm` is the original network whose weights `ifog_to_pytorch` converts.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from torch import nn
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
 from ...common import DTYPE, WEIGHTS, CellStep, layer_tensors, load_weights
-from .models import GATE_NAMES, GATES, cell_variants, ifog_lstm, lstm_cell, lstm_layer
+from .models import (GATE_NAMES, GATES, cell_variants, ifog_lstm, lstm_layer, peephole_cell,
+                     peephole_lstm_cell, peephole_variants)
 
 ROWS = ("[0, H)", "[H, 2H)", "[2H, 3H)", "[3H, 4H)")  # the rows of each block, in words
 # The fused kernels behind nn.LSTM and nn.LSTMCell: the exercises write them by hand.
@@ -131,13 +135,15 @@ class SplitGatesCheck(Check):
         return ""
 
 
-# -- lstm_step ----------------------------------------------------------------------
+# -- peephole_lstm_step -------------------------------------------------------------
 
-class LstmStepCheck(CellStep, Check):
-    name = "05-lstm/lstm_step"
-    forbidden_functions = ("rnn_by_hand.chapters.lstm.models.lstm_cell",)
-    student_name = "lstm_step"
-    reference_name = "torch.nn.LSTMCell"
+class PeepholeLstmStepCheck(CellStep, Check):
+    name = "05-lstm/peephole_lstm_step"
+    forbidden_functions = ("rnn_by_hand.chapters.lstm.models.peephole_lstm_cell",
+                           "rnn_by_hand.chapters.lstm.models.peephole_cell",
+                           "rnn_by_hand.chapters.lstm.models.lstm_cell")
+    student_name = "peephole_lstm_step"
+    reference_name = "a peephole LSTM step (rnn_by_hand.chapters.lstm.models.peephole_lstm_cell)"
     forbidden = LSTM_KERNELS
 
     VISIBLE = [dict(N=3, input_size=4, hidden_size=5, bias=True, batched=True),
@@ -150,36 +156,53 @@ class LstmStepCheck(CellStep, Check):
 
     STATES = ("h_t", "c_t")
 
+    @staticmethod
+    def reference(config) -> nn.LSTMCell:
+        """The cell whose initialisation draws the weights; the peepholes come on top."""
+        return nn.LSTMCell(config["input_size"], config["hidden_size"], bias=config["bias"], dtype=DTYPE)
+
     def step_inputs(self, config):
         inputs = super().step_inputs(config)  # x_t and h_prev, then c_prev (the cases' draw order)
         inputs["c_prev"] = 2 * torch.randn_like(inputs["h_prev"])  # c is not bounded
         return inputs
 
-    def cell_state(self, tensors):
-        return tensors["h_prev"], tensors["c_prev"]
-
-    @staticmethod
-    def reference(config) -> nn.LSTMCell:
-        return nn.LSTMCell(config["input_size"], config["hidden_size"], bias=config["bias"], dtype=DTYPE)
+    def make_tensors(self, config):
+        tensors = super().make_tensors(config)
+        # large enough that every peephole mistake shows
+        return tensors | {"peephole": torch.randn(3 * config["hidden_size"], dtype=DTYPE)}
 
     def run_student(self, student, case):
         t = case.tensors
         state = (t["h_prev"].clone(), t["c_prev"].clone())
         result = call_student(self.student_name, student, t["x_t"], state, t["weight_ih"],
-                              t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"))
+                              t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"), t["peephole"])
         if not (torch.equal(state[0], t["h_prev"]) and torch.equal(state[1], t["c_prev"])):
             raise CheckFailure(f"{self.student_name} changed h_prev or c_prev in place; compute new "
                                "tensors instead of modifying the state it was given")
         h_t, c_t = unpack_pair(self.student_name, result, ("h_t", "c_t"))
         return {"h_t": h_t, "c_t": c_t}
 
+    def run_reference(self, case):
+        t = case.tensors
+        h_t, c_t = peephole_lstm_cell(t["x_t"], t["h_prev"], t["c_prev"], t["weight_ih"], t["weight_hh"],
+                                      t.get("bias_ih"), t.get("bias_hh"), t["peephole"])
+        return {"h_t": h_t, "c_t": c_t}
+
+    def error_hint(self, case, message):
+        H = case.config["hidden_size"]
+        four_blocks = "expected 4, got 3" in message or (  # unpacked, or chunked, into four blocks
+            "must match the size of tensor" in message and f"({-(-3 * H // 4)})" in message)
+        if four_blocks:
+            return ("peephole has 3H entries, p_i, p_f, p_o (g has no peephole): split it into "
+                    "three blocks of H, not four")
+        return ""
+
     def hint(self, case, actual):
         t = case.tensors
         w = {k: t.get(k) for k in WEIGHTS}
-        found = []
-        for text, variant in cell_variants(case.config["bias"]):
-            h_t, c_t = lstm_cell(t["x_t"], t["h_prev"], t["c_prev"], w, **variant)
-            found.append((text, {"h_t": h_t, "c_t": c_t}))
+        found = [(text, dict(zip(self.STATES, peephole_cell(t["x_t"], t["h_prev"], t["c_prev"], w,
+                                                             t["peephole"], **variant))))
+                 for text, variant in peephole_variants(case.config["bias"])]
         expected = self.run_reference(case)
         found.append(("your h_t and c_t are swapped: return (h_t, c_t), in the order nn.LSTMCell uses",
                       {"h_t": expected["c_t"], "c_t": expected["h_t"]}))
@@ -208,7 +231,7 @@ class LstmForwardCheck(Check):
     name = "05-lstm/lstm_forward"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.models.lstm_layer", "rnn_by_hand.chapters.lstm.models.lstm_cell")
     student_name = "lstm_forward"
-    builds_on = ("lstm_step", "split_gates")
+    builds_on = ("split_gates",)
     reference_name = "torch.nn.LSTM"
     forbidden = LSTM_KERNELS
 
@@ -472,26 +495,36 @@ class IfogToPytorchCheck(Check):
         return ""
 
 
-# -- set_forget_bias ------------------------------------------------------------------
+# -- set_chrono_bias ------------------------------------------------------------------
 
-class SetForgetBiasCheck(Check):
-    name = "05-lstm/set_forget_bias"
-    student_name = "set_forget_bias"
+def chrono_bias(timescales: torch.Tensor) -> torch.Tensor:
+    """b_f = log(T - 1) per unit, the chrono initialisation's forget-gate bias; b_i = -b_f."""
+    return torch.log(timescales - 1)
+
+
+class SetChronoBiasCheck(Check):
+    name = "05-lstm/set_chrono_bias"
+    forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.chrono_bias",)
+    student_name = "set_chrono_bias"
     builds_on = ("split_gates",)
-    reference_name = "torch.nn.LSTM with b_if + b_hf = value"
+    reference_name = "torch.nn.LSTM with b_if + b_hf = log(T - 1) and b_ii + b_hi = -log(T - 1)"
 
-    VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=1, bidirectional=False, value=1.0, L=5, N=2),
-               dict(input_size=2, hidden_size=5, num_layers=2, bidirectional=False, value=1.0, L=4, N=3),
-               dict(input_size=4, hidden_size=3, num_layers=1, bidirectional=True, value=2.0, L=3, N=2)]
-    HIDDEN = [dict(input_size=3, hidden_size=6, num_layers=3, bidirectional=True, value=1.0, L=4, N=2),
-              dict(input_size=5, hidden_size=4, num_layers=2, bidirectional=False, proj_size=2, value=0.5,
+    VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=1, bidirectional=False, t_max=20.0, L=5, N=2),
+               dict(input_size=2, hidden_size=5, num_layers=2, bidirectional=False, t_max=50.0, L=4, N=3),
+               dict(input_size=4, hidden_size=3, num_layers=1, bidirectional=True, t_max=10.0, L=3, N=2)]
+    HIDDEN = [dict(input_size=3, hidden_size=6, num_layers=3, bidirectional=True, t_max=30.0, L=4, N=2),
+              dict(input_size=5, hidden_size=4, num_layers=2, bidirectional=False, proj_size=2, t_max=60.0,
                    L=5, N=3),
-              dict(input_size=2, hidden_size=3, num_layers=1, bidirectional=False, value=-1.0, L=6, N=1)]
+              dict(input_size=2, hidden_size=3, num_layers=1, bidirectional=False, t_max=8.0, L=6, N=1)]
     MODULE_ARGS = ("input_size", "hidden_size", "num_layers", "bidirectional", "proj_size")
+    GATE_ROWS = {"i": "input gate, rows [0, H)", "f": "forget gate, rows [H, 2H)"}
+
+    def module(self, config) -> nn.LSTM:
+        return nn.LSTM(**{k: config[k] for k in self.MODULE_ARGS if k in config}, dtype=DTYPE)
 
     def build(self, case) -> nn.LSTM:
         """A float64 nn.LSTM with the case's constructor arguments and initial parameters."""
-        lstm = nn.LSTM(**{k: case.config[k] for k in self.MODULE_ARGS if k in case.config}, dtype=DTYPE)
+        lstm = self.module(case.config)
         lstm.load_state_dict(self.state(case))
         return lstm
 
@@ -500,15 +533,18 @@ class SetForgetBiasCheck(Check):
         return state_of(case.tensors)
 
     def make_tensors(self, config):
-        lstm = nn.LSTM(**{k: config[k] for k in self.MODULE_ARGS if k in config}, dtype=DTYPE)
-        return with_state(lstm) | {"input": torch.randn(config["L"], config["N"], config["input_size"],
+        lstm = self.module(config)
+        H, t_max = config["hidden_size"], config["t_max"]
+        # T in [3, t_max]: log(T - 1) is well away from 0 and from log(T)
+        timescales = 3 + (t_max - 3) * torch.rand(H, dtype=DTYPE)
+        return with_state(lstm) | {"timescales": timescales,
+                                   "input": torch.randn(config["L"], config["N"], config["input_size"],
                                                         dtype=DTYPE)}
 
     def run_student(self, student, case):
         lstm = self.build(case)
-        value = case.config["value"]
         try:
-            call_student(f"{self.student_name}(lstm, value={value})", student, lstm, value)
+            call_student(f"{self.student_name}(lstm, timescales)", student, lstm, case.tensors["timescales"])
         except CheckFailure as failure:
             if "leaf Variable" in str(failure):
                 raise CheckFailure(f"{failure}\nHint: change parameters inside `with torch.no_grad():`, "
@@ -518,13 +554,13 @@ class SetForgetBiasCheck(Check):
 
     def run_reference(self, case):
         lstm = self.build(case)
-        H = lstm.hidden_size
+        H, b_f = lstm.hidden_size, chrono_bias(case.tensors["timescales"])
         with torch.no_grad():
             for name, p in lstm.named_parameters():
                 if name.startswith("bias_ih"):
-                    p[H:2 * H] = case.config["value"]
+                    p[:H], p[H:2 * H] = -b_f, b_f
                 elif name.startswith("bias_hh"):
-                    p[H:2 * H] = 0.0
+                    p[:2 * H] = 0.0
             output, (h_n, c_n) = lstm(case.tensors["input"])
         return {"state": {k: v.clone() for k, v in lstm.state_dict().items()},
                 "output": output, "h_n": h_n, "c_n": c_n}
@@ -539,17 +575,16 @@ class SetForgetBiasCheck(Check):
             output, (h_n, c_n) = lstm(case.tensors["input"])
         got = {"output": output, "h_n": h_n, "c_n": c_n}
         dims = {"output": ("t", "n", "h"), "h_n": ("layer", "n", "h"), "c_n": ("layer", "n", "h")}
-        return [f"after set_forget_bias, nn.LSTM's {p}" for name in dims
+        return [f"after set_chrono_bias, nn.LSTM's {p}" for name in dims
                 for p in compare_tensor(name, expected[name], got[name], dims=dims[name],
                                         rtol=self.rtol, atol=self.atol)]
 
     def compare_parameters(self, case, expected: dict, actual: dict) -> list[str]:
-        """Which parameters changed that should not, and where b_if + b_hf is not the value."""
+        """Which parameters changed that should not, and where a gate's bias sum is wrong."""
         if set(actual) != set(expected):
             return ["the module's parameters are no longer those of the nn.LSTM it was given: change "
                     "their values in place instead of adding, removing or replacing parameters"]
-        H, value = case.config["hidden_size"], case.config["value"]
-        forget = slice(H, 2 * H)
+        H = case.config["hidden_size"]
         before = self.state(case)
         for name, p in actual.items():
             if p.shape != expected[name].shape or not p.dtype.is_floating_point:
@@ -557,39 +592,57 @@ class SetForgetBiasCheck(Check):
                         f"shape {shape_str(expected[name].shape)} and dtype {expected[name].dtype}"]
             untouched = p.clone()
             if name.startswith("bias_"):
-                untouched[forget] = before[name][forget]
+                untouched[:2 * H] = before[name][:2 * H]
             if not torch.equal(untouched, before[name]):
                 rows = (untouched != before[name]).reshape(p.shape[0], -1).any(dim=1).nonzero()[:, 0]
-                where = f"row {int(rows[0])}" + (" (not the forget gate: its rows are "
-                                                 f"[{H}, {2 * H}))" if name.startswith("bias_") else "")
-                return [f"{name} changed at {where}; only the forget-gate rows [H, 2H) = [{H}, {2 * H}) "
-                        "of the biases should change"]
+                where = f"row {int(rows[0])}" + (f" (the gate {GATES[int(rows[0]) // H]}: only i and f change)"
+                                                 if name.startswith("bias_") else "")
+                return [f"{name} changed at {where}; only the input- and forget-gate rows [0, 2H) = "
+                        f"[0, {2 * H}) of the biases should change"]
         problems = []
         for name in actual:
-            if not name.startswith("bias_ih"):
-                continue
-            partner = name.replace("bias_ih", "bias_hh")
-            total = actual[name][forget] + actual[partner][forget]
-            if torch.allclose(total, torch.full_like(total, value), rtol=self.rtol, atol=self.atol):
-                continue
-            text = (f"b_if + b_hf, rows [{H}, {2 * H}) of {name} plus those of {partner}, is "
-                    f"{total[0].item():.6g} at row {H}, expected {value:g}")
-            old = before[name][forget] + before[partner][forget]
-            if torch.allclose(total, torch.full_like(total, 2 * value)):
-                text += (f": both biases were set to {value:g}, but nn.LSTM adds them, so the gate sees "
-                         f"{2 * value:g}; set one to {value:g} and the other to 0")
-            elif torch.allclose(total, old + value):
-                text += f": {value:g} was added to the random initial biases; set the sum to {value:g}"
-            elif torch.allclose(total, old):
-                text += ": this layer or direction was not changed; every bias_ih_l{k}[_reverse] needs it"
-            problems.append(text)
+            if name.startswith("bias_ih"):
+                problems += self.gate_problems(case, name, actual, before)
         if len(problems) > 2:  # the same mistake in every layer: two examples say it
-            problems[2:] = [f"and the same in {len(problems) - 2} more layers or directions"]
+            problems[2:] = [f"and {len(problems) - 2} more like them in other gates, layers or directions"]
+        return problems
+
+    def gate_problems(self, case, name: str, actual: dict, before: dict) -> list[str]:
+        """The gates i and f of one layer and direction whose b_ih + b_hh is not the chrono value."""
+        H, T = case.config["hidden_size"], case.tensors["timescales"]
+        partner = name.replace("bias_ih", "bias_hh")
+        b_f = chrono_bias(T)
+        problems = []
+        for k, (gate, want) in enumerate((("i", -b_f), ("f", b_f))):
+            rows = slice(k * H, (k + 1) * H)
+            total = actual[name][rows] + actual[partner][rows]
+            if torch.allclose(total, want, rtol=self.rtol, atol=self.atol):
+                continue
+            symbol = f"b_i{gate} + b_h{gate}"
+            text = (f"{symbol} ({self.GATE_ROWS[gate]}) of {name} and {partner} is {total[0].item():.6g} "
+                    f"for unit 0, whose T is {T[0].item():.6g}; expected {want[0].item():.6g}")
+            old = before[name][rows] + before[partner][rows]
+            sign = -1 if gate == "i" else 1
+            reasons = [(2 * want, "both biases were set, but nn.LSTM adds them: set bias_ih to the value "
+                                  "and bias_hh to 0"),
+                       (old + want, "the value was added to the random initial biases; set the sum"),
+                       (sign * torch.log(T), "that is log(T), not log(T - 1): f = sigmoid(b_f) = 1 - 1/T "
+                                             "needs b_f = log(T - 1)"),
+                       (-want, "the sign is wrong: b_f = log(T - 1) and the input gate's b_i = -b_f"),
+                       (old, "this gate of this layer or direction was not changed; every "
+                             "bias_ih_l{k}[_reverse] needs it"),
+                       (before[name][rows], f"{name}'s rows of this gate were not set (only {partner}'s "
+                                            "were zeroed)")]
+            for value, reason in reasons:
+                if torch.allclose(total, value, rtol=self.rtol, atol=self.atol):
+                    text += f": {reason}"
+                    break
+            problems.append(text)
         return problems
 
 
 check_split_gates = SplitGatesCheck()
-check_lstm_step = LstmStepCheck()
 check_lstm_forward = LstmForwardCheck()
+check_peephole_lstm_step = PeepholeLstmStepCheck()
 check_ifog_to_pytorch = IfogToPytorchCheck()
-check_set_forget_bias = SetForgetBiasCheck()
+check_set_chrono_bias = SetChronoBiasCheck()

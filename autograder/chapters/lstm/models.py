@@ -1,7 +1,9 @@
 """Chapter 5's hand-written LSTMs: ours, read in mistaken ways, only to name a mistake in a
-hint (lstm_cell, lstm_layer, cell_variants); and the i, f, o, g network of CS231n's layout,
-the original whose weights ifog_to_pytorch converts (ifog_lstm). The references of the
-other checks are torch.nn itself. An answer may not call any of these.
+hint (lstm_cell, lstm_layer, cell_variants, peephole_cell, peephole_variants); the i, f, o, g
+network of CS231n's layout, the original whose weights ifog_to_pytorch converts (ifog_lstm);
+and the peephole LSTM step, which has no torch.nn module and is peephole_lstm_step's reference
+(peephole_lstm_cell, compared by the unit tests with a hand computation and with nn.LSTMCell).
+The references of the other checks are torch.nn itself. An answer may not call any of these.
 """
 from __future__ import annotations
 
@@ -91,3 +93,87 @@ def ifog_lstm(x, h, c, Wx, Wh, b):
         h = torch.sigmoid(o) * torch.tanh(c)
         outputs.append(h)
     return torch.stack(outputs), h, c
+
+
+PEEPHOLES = "ifo"  # the order of the three peephole blocks: the gate g has none
+
+
+def peephole_lstm_cell(x_t, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None, peephole=None):
+    """One step of an LSTM with peephole connections, in nn.LSTMCell's stacked layout.
+
+    peephole (3H,) stacks the diagonal peephole weights p_i, p_f, p_o: the input and forget
+    gates look at the old cell c_{t-1}, the output gate at the new cell c_t:
+
+        i = sigmoid(W_ii x + b_ii + W_hi h + b_hi + p_i * c_{t-1})
+        f = sigmoid(W_if x + b_if + W_hf h + b_hf + p_f * c_{t-1})
+        g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+        c_t = f * c_{t-1} + i * g
+        o = sigmoid(W_io x + b_io + W_ho h + b_ho + p_o * c_t)
+        h_t = o * tanh(c_t)
+
+    Returns (h_t, c_t). With peephole None or zero this is nn.LSTMCell.
+    """
+    H = c.shape[-1]
+    pre = x_t @ weight_ih.T + h @ weight_hh.T           # (N, 4H) or (4H,)
+    if bias_ih is not None:
+        pre = pre + bias_ih + bias_hh
+    a_i, a_f, a_g, a_o = pre.split(H, dim=-1)           # PyTorch's order i, f, g, o
+    p_i, p_f, p_o = peephole.split(H) if peephole is not None else (0.0, 0.0, 0.0)
+    i = torch.sigmoid(a_i + p_i * c)
+    f = torch.sigmoid(a_f + p_f * c)
+    c_t = f * c + i * torch.tanh(a_g)
+    o = torch.sigmoid(a_o + p_o * c_t)                  # the output gate sees the NEW cell
+    return o * torch.tanh(c_t), c_t
+
+
+def peephole_cell(x_t, h, c, w, peephole, order=GATES, peep_order=PEEPHOLES, peep_gates=PEEPHOLES,
+                  output_peeks_at="new", **cell_mistakes):
+    """One peephole step read in a mistaken way, for hints; the defaults are the right step.
+
+    order: the gate each stacked block of the weights is taken for (as in lstm_cell);
+    peep_order: the gate each of the three peephole blocks is taken for (right: "ifo");
+    peep_gates: the gates that get a peephole at all; output_peeks_at: "new" (c_t) or "old"
+    (c_{t-1}); cell_mistakes: tanh_gates, use_bias_hh, ... of lstm_cell's classic mistakes.
+    """
+    H = c.shape[-1]
+    tanh_gates = cell_mistakes.get("tanh_gates", "g")
+    pre = x_t @ w["weight_ih"].T + h @ w["weight_hh"].T  # (N, 4H) or (4H,)
+    for name, use in (("bias_ih", cell_mistakes.get("use_bias_ih", True)),
+                      ("bias_hh", cell_mistakes.get("use_bias_hh", True))):
+        if use and w.get(name) is not None:
+            pre = pre + w[name]
+    a = dict(zip(order, pre.split(H, dim=-1)))
+    p = dict(zip(peep_order, peephole.split(H)))
+
+    def gate(name, cell):
+        peep = p[name] * cell if name in peep_gates else 0.0
+        return (torch.tanh if name in tanh_gates else torch.sigmoid)(a[name] + peep)
+
+    i, f = gate("i", c), gate("f", c)
+    c_t = f * c + i * (torch.tanh if "g" in tanh_gates else torch.sigmoid)(a["g"])
+    o = gate("o", c_t if output_peeks_at == "new" else c)
+    return o * torch.tanh(c_t), c_t
+
+
+def peephole_variants(bias: bool) -> list[tuple[str, dict]]:
+    """(hint, peephole_cell keywords) for each classic mistake in a peephole step."""
+    found = [("your result matches an LSTM without peepholes, nn.LSTMCell's step: add p_i * c_prev "
+              "to i's, p_f * c_prev to f's and p_o * c_t to o's pre-activation", dict(peep_gates="")),
+             ("your result matches the output gate peeping at c_prev; it looks at the new cell: "
+              "o_t = sigmoid(... + p_o * c_t), so compute c_t before o_t", dict(output_peeks_at="old"))]
+    for missing in PEEPHOLES:
+        found.append((f"your result matches leaving out the peephole of gate {missing}: "
+                      "i, f and o each have one (p_i, p_f, p_o), g has none",
+                      dict(peep_gates=PEEPHOLES.replace(missing, ""))))
+    for order in ("".join(p) for p in itertools.permutations(PEEPHOLES)):
+        if order != PEEPHOLES:
+            found.append((f"your result matches reading the peephole blocks as {', '.join(order)}; "
+                          "peephole stacks p_i, p_f, p_o (rows [0, H), [H, 2H), [2H, 3H))",
+                          dict(peep_order=order)))
+    for order in ("ifog", "figo", "igfo"):
+        found.append((f"your result matches reading the four stacked weight blocks as "
+                      f"{', '.join(order)}; PyTorch stacks them i, f, g, o", dict(order=order)))
+    for text, variant in cell_variants(bias):
+        if "order" not in variant and "gate_inside_tanh" not in variant and "tanh_of_c" not in variant:
+            found.append((text, variant))
+    return found
