@@ -16,14 +16,14 @@ from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
 from rnn_by_hand.chapters.embedding import (
-    check_build_vocab, check_embedding_grad, check_embedding_lookup, check_embedding_max_norm,
-    check_embedding_one_hot, check_encode)
-from rnn_by_hand.chapters.embedding.vocab import counts_of, reference_encode, vocabulary
+    check_embedding_grad, check_embedding_lookup, check_embedding_max_norm, check_embedding_one_hot,
+    check_encode, check_extend_vocab)
+from rnn_by_hand.chapters.embedding.vocab import counts_of, extended, reference_encode, vocabulary
 from conftest import REPO
 from mutants import mutant_test, student_namespace, untrapped
 
 NOTEBOOK = REPO / "solutions" / "02-embedding" / "embedding.ipynb"
-ALL = (check_build_vocab, check_encode, check_embedding_lookup, check_embedding_one_hot,
+ALL = (check_extend_vocab, check_encode, check_embedding_lookup, check_embedding_one_hot,
        check_embedding_grad, check_embedding_max_norm)
 
 
@@ -42,20 +42,24 @@ def params(case) -> dict:
 @pytest.mark.parametrize("hidden", [False, True])
 @pytest.mark.parametrize("seed", [None, 5, 77])
 def test_corpora_have_ties_rare_words_and_words_at_min_freq(hidden, seed):
-    """Every rule of the vocabulary makes a difference on these corpora."""
-    cases = check_build_vocab.make_cases(hidden=hidden, seed=seed)
+    """Every rule of extend_vocab makes a difference on these corpora."""
+    cases = check_extend_vocab.make_cases(hidden=hidden, seed=seed)
     for case in cases:
-        counts, min_freq = counts_of(case.config["sentences"]), case.config["min_freq"]
-        kept = [w for w in counts if counts[w] >= min_freq and w != "<unk>"]
-        assert len({counts[w] for w in kept}) < len(kept), "no tie among the kept words"
-        assert vocabulary(case.config["sentences"], min_freq, order="first_seen") != \
-            vocabulary(case.config["sentences"], min_freq), "first-seen order equals sorted order"
+        itos, sentences = case.config["itos"], case.config["sentences"]
+        counts, min_freq = counts_of(sentences), case.config["min_freq"]
+        new = [w for w in counts if counts[w] >= min_freq and w not in itos]
+        assert len({counts[w] for w in new}) < len(new), "no tie among the new words"
+        assert extended(itos, sentences, min_freq, order="first_seen") != extended(itos, sentences, min_freq)
+        known = [w for w in itos[2:] if w in counts]
+        assert known, "the new text repeats no word of the given vocabulary"
+        assert sorted(itos[2:], key=lambda w: (-counts[w], w)) != itos[2:], "the given itos is in count order"
     with_threshold = [c for c in cases if c.config["min_freq"] > 1]
     assert with_threshold
     for case in with_threshold:
         counts, min_freq = counts_of(case.config["sentences"]), case.config["min_freq"]
-        assert any(c < min_freq for c in counts.values()), "no word below min_freq"
-        assert any(c == min_freq for c in counts.values()), "no word exactly at min_freq"
+        fresh = [counts[w] for w in counts if w not in case.config["itos"]]
+        assert any(c < min_freq for c in fresh), "no new word below min_freq"
+        assert any(c == min_freq for c in fresh), "no new word exactly at min_freq"
     assert any(c.config.get("unk_in_text") and "<unk>" in counts_of(c.config["sentences"])
                for c in cases)
 
@@ -115,6 +119,11 @@ def test_reference_vocabulary_follows_the_rule():
     assert reference_encode("a d c", stoi).tolist() == [2, 0, 4, 1]
     assert reference_encode("", stoi).tolist() == [1]
     assert reference_encode("a", stoi).dtype == torch.long
+    old = ["<unk>", "<eos>", "c", "x"]
+    assert extended(old, sentences, 1) == old + ["a", "b", "d"]
+    assert extended(old, sentences, 2) == old + ["a", "b"]
+    assert extended(old, ["z z y y w x"], 1) == old + ["y", "z", "w"]
+    assert extended(old, ["z z y y w x"], 1, order="appearance") == old + ["z", "y", "w"]
 
 
 # -- mutants of the solution ---------------------------------------------------------------
@@ -131,36 +140,34 @@ MAX_NORM_BODY = """\
 
 # Each mutant: (check, cell, source text, replacement, words the feedback must contain)
 MUTANTS = {
-    # build_vocab
-    "vocab: count > min_freq": (check_build_vocab, "build_vocab", "c >= min_freq", "c > min_freq",
-                                "count >= min_freq, not count > min_freq"),
-    "vocab: min_freq ignored": (check_build_vocab, "build_vocab", "if c >= min_freq and w not",
-                                "if w not", "fewer than min_freq"),
-    "vocab: Counter.most_common ties": (
-        check_build_vocab, "build_vocab",
-        "words = [w for w, c in counts.items() if c >= min_freq and w not in SPECIALS]\n"
-        "    words.sort(key=lambda w: (-counts[w], w))",
-        "words = [w for w, c in counts.most_common() if c >= min_freq and w not in SPECIALS]",
+    # extend_vocab
+    "extend: count > min_freq": (check_extend_vocab, "extend_vocab", "c >= min_freq", "c > min_freq",
+                                 "add a word when count >= min_freq"),
+    "extend: Counter.most_common ties": (
+        check_extend_vocab, "extend_vocab",
+        "new = [w for w, c in counts.items() if c >= min_freq and w not in known]\n"
+        "    new.sort(key=lambda w: (-counts[w], w))",
+        "new = [w for w, c in counts.most_common() if c >= min_freq and w not in known]",
         "Counter.most_common()"),
-    "vocab: alphabetical only": (check_build_vocab, "build_vocab",
-                                 "words.sort(key=lambda w: (-counts[w], w))", "words.sort()",
-                                 "alphabetical order only"),
-    "vocab: increasing counts": (check_build_vocab, "build_vocab", "(-counts[w], w)",
-                                 "(counts[w], w)", "increasing order of count"),
-    "vocab: counts sentences, not occurrences": (check_build_vocab, "build_vocab",
-                                                 "for word in sentence.split())",
-                                                 "for word in set(sentence.split()))",
-                                                 "numbers of sentences"),
-    "vocab: <unk> missing": (check_build_vocab, "build_vocab", "itos = list(SPECIALS) + words",
-                             'itos = ["<eos>"] + words', "'<unk>' is missing"),
-    "vocab: no special tokens": (check_build_vocab, "build_vocab", "itos = list(SPECIALS) + words",
-                                 "itos = words", "'<unk>' and '<eos>' are missing"),
-    "vocab: special tokens last": (check_build_vocab, "build_vocab", "itos = list(SPECIALS) + words",
-                                   "itos = words + list(SPECIALS)", "special tokens go first"),
-    "vocab: <unk> of the text added again": (check_build_vocab, "build_vocab",
-                                             " and w not in SPECIALS]", "]", "appears twice"),
-    "vocab: stoi off by one": (check_build_vocab, "build_vocab", "enumerate(itos)",
-                               "enumerate(itos, 1)", "stoi counts from 1"),
+    "extend: order of appearance": (check_extend_vocab, "extend_vocab",
+                                    "    new.sort(key=lambda w: (-counts[w], w))", "    pass",
+                                    "in order of first appearance"),
+    "extend: known words added again": (check_extend_vocab, "extend_vocab", " and w not in known]", "]",
+                                        "appears twice"),
+    "extend: only the specials skipped": (check_extend_vocab, "extend_vocab", "w not in known]",
+                                          "w not in SPECIALS]", "appears twice"),
+    "extend: a new vocabulary from the new text": (
+        check_extend_vocab, "extend_vocab", "    known = set(itos)",
+        "    itos = list(SPECIALS)  # the given vocabulary dropped\n    known = set(itos)",
+        "built a new vocabulary from the new text alone"),
+    "extend: everything sorted again": (
+        check_extend_vocab, "extend_vocab", "itos = list(itos) + new",
+        "itos = itos[:2] + sorted(itos[2:] + new, key=lambda w: (-counts[w], w))",
+        "keeps its index"),
+    "extend: appends to the given list": (check_extend_vocab, "extend_vocab", "itos = list(itos) + new",
+                                          "itos.extend(new)", "changed the itos it was given"),
+    "extend: stoi off by one": (check_extend_vocab, "extend_vocab", "enumerate(itos)",
+                                "enumerate(itos, 1)", "stoi counts from 1"),
     # encode
     "encode: no <eos>": (check_encode, "encode", 'ids.append(stoi["<eos>"])', "pass",
                          "'<eos>' is missing"),
@@ -339,10 +346,10 @@ def max_norm_repeats(input, weight, max_norm, norm_type=2.0):
     return weight[input]
 
 
-def vocab_sorted_items(sentences, min_freq=1):
+def extend_sorted_items(itos, sentences, min_freq=1):
     counts = Counter(w for s in sentences for w in s.split())
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    itos = ["<unk>", "<eos>"] + [w for w, c in ranked if c >= min_freq and w not in ("<unk>", "<eos>")]
+    itos = itos + [w for w, c in ranked if c >= min_freq and w not in itos]
     return itos, {w: i for i, w in enumerate(itos)}
 
 
@@ -364,7 +371,7 @@ def encode_loop(sentence, stoi):
     (check_embedding_grad, grad_by_loop),
     (check_embedding_max_norm, max_norm_loop),
     (check_embedding_max_norm, max_norm_repeats),
-    (check_build_vocab, vocab_sorted_items),
+    (check_extend_vocab, extend_sorted_items),
     (check_encode, encode_loop),
 ], ids=lambda x: getattr(x, "__name__", ""))
 def test_other_correct_answers_pass(check, student):
@@ -388,46 +395,49 @@ def test_feedback_names_the_output_case_and_index(solution):
 
 
 def test_vocabulary_feedback_names_the_first_wrong_word(solution):
-    def swapped(sentences, min_freq=1):
-        itos, _ = solution["build_vocab"](sentences, min_freq)
-        itos[2], itos[3] = itos[3], itos[2]
+    def swapped(itos, sentences, min_freq=1):
+        known = len(itos)
+        itos, _ = solution["extend_vocab"](itos, sentences, min_freq)
+        itos[known], itos[-1] = itos[-1], itos[known]  # the most and the least frequent new word
         return itos, {w: i for i, w in enumerate(itos)}
     with pytest.raises(CheckFailure) as failure:
-        check_build_vocab(swapped, quiet=True)
+        check_extend_vocab(swapped, quiet=True)
     message = str(failure.value)
-    assert "build_vocab does not match the vocabulary rule" in message
-    assert "case 1 of 3 (n_sentences=20, n_words=25, min_freq=1)" in message
-    assert "itos[2] is '" in message and "(count " in message and "expected '" in message
+    assert "extend_vocab does not match the rule of extend_vocab" in message
+    assert "case 1 of 3 (n_old=15, n_sentences=20, n_words=25, min_freq=1, n_known=2, 19 words given)" \
+        in message
+    assert "itos[19] is '" in message and "(count " in message and "expected '" in message
     assert "sentences=[" not in message  # the corpus itself is not printed
 
 
 def test_ok_messages(solution, capsys):
-    check_build_vocab(solution["build_vocab"])
+    check_extend_vocab(solution["extend_vocab"])
     check_embedding_grad(solution["embedding_grad"])
     out = capsys.readouterr().out
-    assert "OK: build_vocab matches the vocabulary rule" in out
+    assert "OK: extend_vocab matches the rule of extend_vocab" in out
     assert "on 3 random corpora (compared exactly)" in out
     assert "OK: embedding_grad matches autograd through torch.nn.Embedding (weight.grad) on 3 cases " \
         "(float64" in out
 
 
-own_vocabulary = untrapped(vocabulary)  # wrong answers below are built from the reference
+own_extended = untrapped(extended)  # wrong answers below are built from the reference
 
 
 @pytest.mark.parametrize("student, words", [
-    (lambda s, min_freq=1: own_vocabulary(s, min_freq), "should return a tuple (itos, stoi), got a list"),
-    (lambda s, min_freq=1: tuple(reversed(vocab_sorted_items(s, min_freq))),
+    (lambda i, s, min_freq=1: own_extended(i, s, min_freq), "should return a tuple (itos, stoi), got a list"),
+    (lambda i, s, min_freq=1: tuple(reversed(extend_sorted_items(i, s, min_freq))),
      "itos should be a list of words, got a dict"),
-    (lambda s, min_freq=1: (list(range(5)), {}), "itos should hold strings (the words), but holds an int"),
-    (lambda s, min_freq=1: (own_vocabulary(s, min_freq), own_vocabulary(s, min_freq)),
+    (lambda i, s, min_freq=1: (list(range(5)), {}), "itos[0] is 0, but the vocabulary you were given"),
+    (lambda i, s, min_freq=1: (i + [3], {}), "itos should hold strings (the words), but holds an int"),
+    (lambda i, s, min_freq=1: (own_extended(i, s, min_freq), own_extended(i, s, min_freq)),
      "stoi should be a dict from word to index, got a list"),
-    (lambda s, min_freq=1: (own_vocabulary(s, min_freq), {"<unk>": 0}), "stoi has no entry for '<eos>'"),
-    (lambda s, min_freq=1: (own_vocabulary(s, min_freq)[:-1],
-                            {w: i for i, w in enumerate(own_vocabulary(s, min_freq))}), "it stops before"),
+    (lambda i, s, min_freq=1: (own_extended(i, s, min_freq), {"<unk>": 0}), "stoi has no entry for '<eos>'"),
+    (lambda i, s, min_freq=1: (own_extended(i, s, min_freq)[:-1],
+                               {w: k for k, w in enumerate(own_extended(i, s, min_freq))}), "it stops before"),
 ])
 def test_wrong_vocabulary_results_get_clear_messages(student, words):
     with pytest.raises(CheckFailure) as failure:
-        check_build_vocab(student, quiet=True)
+        check_extend_vocab(student, quiet=True)
     assert words in str(failure.value)
 
 
@@ -465,9 +475,9 @@ def test_in_place_edits_of_inputs_are_reported(solution):
         input.copy_(input.reshape(-1).sort().values.reshape(input.shape))
         return weight[input]
 
-    def sorts_sentences(sentences, min_freq=1):
+    def sorts_sentences(itos, sentences, min_freq=1):
         sentences.sort()
-        return solution["build_vocab"](sentences, min_freq)
+        return solution["extend_vocab"](itos, sentences, min_freq)
 
     def changes_weight(input, weight):
         weight.zero_()
@@ -475,7 +485,7 @@ def test_in_place_edits_of_inputs_are_reported(solution):
     with pytest.raises(CheckFailure, match="changed one of its input tensors in place"):
         check_embedding_lookup(sorts_input)
     with pytest.raises(CheckFailure, match="changed the list of sentences"):
-        check_build_vocab(sorts_sentences)
+        check_extend_vocab(sorts_sentences)
     with pytest.raises(CheckFailure, match="changed one of its input tensors in place"):
         check_embedding_one_hot(lambda input, weight: changes_weight(input, weight) @ torch.eye(
             weight.shape[1], dtype=weight.dtype))

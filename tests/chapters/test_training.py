@@ -3,7 +3,9 @@
 Wrong answers are mutants of the reference solution's own source (the solution
 notebook), each one plausible student mistake away from a correct answer, plus a
 few hand-written wrappers for what a mutation cannot express. A check that
-accepts any of them is a bug.
+accepts any of them is a bug. The references we wrote ourselves (the by-hand step
+gradients behind the hints, the per-sequence loss of a padded batch) are tested
+against autograd and F.cross_entropy here.
 """
 from __future__ import annotations
 
@@ -11,16 +13,21 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnn_by_hand import CHECKS, CheckFailure
-from rnn_by_hand.chapters.training import (HelloNet, check_clip_grad_norm, check_detach_state,
-                                 check_hidden_grad_norms, check_train_hello, decode, encode)
+from rnn_by_hand.chapters.training import (PAD, Tagger, check_carry_state, check_clip_grad_norm,
+                                           check_rnn_step_backward, check_train_step_padded)
+from rnn_by_hand.chapters.training.backward import MISTAKES, step_gradients
+from rnn_by_hand.chapters.training.padded import masked_losses, reference_loss, step_variant, tagger
 from conftest import REPO
-from mutants import mutant_test, student_namespace
+from mutants import mutant_test, student_namespace, untrapped
 
 NOTEBOOK = REPO / "solutions" / "04-training" / "training.ipynb"
-ALL = (check_clip_grad_norm, check_hidden_grad_norms, check_detach_state, check_train_hello)
+ALL = (check_clip_grad_norm, check_rnn_step_backward, check_carry_state, check_train_step_padded)
+DTYPE = torch.float64
 
 
 @pytest.fixture(scope="module")
@@ -32,18 +39,20 @@ def test_cases_are_reproducible_and_leave_the_global_seed_alone(solution):
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    first = check_hidden_grad_norms.make_cases()
-    check_hidden_grad_norms(solution["hidden_grad_norms"], quiet=True)
-    check_detach_state(solution["detach_state"], quiet=True)
+    first = check_rnn_step_backward.make_cases()
+    check_rnn_step_backward(solution["rnn_step_backward"], quiet=True)
+    check_carry_state(solution["carry_state"], quiet=True)
     check_clip_grad_norm(solution["clip_grad_norm"], quiet=True)
+    check_train_step_padded(solution["train_step_padded"], quiet=True)
     assert torch.equal(torch.rand(3), expected_next), "making or checking cases consumed the student's RNG"
-    again = check_hidden_grad_norms.make_cases()
+    again = check_rnn_step_backward.make_cases()
     for a, b in zip(first, again):
         assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
-    secret = check_hidden_grad_norms.make_cases(seed=2024)
-    assert not torch.equal(secret[0].tensors["input"], first[0].tensors["input"])
-    seeds = {c.config["seed"] for c in check_train_hello.make_cases(hidden=True, seed=99)}
-    assert seeds.isdisjoint({c.config["seed"] for c in check_train_hello.make_cases(hidden=True)})
+    secret = check_rnn_step_backward.make_cases(seed=2024)
+    assert not torch.equal(secret[0].tensors["x"], first[0].tensors["x"])
+    padded = check_train_step_padded.make_cases(hidden=True)
+    secret = check_train_step_padded.make_cases(hidden=True, seed=99)
+    assert not torch.equal(padded[0].tensors["padded"], secret[0].tensors["padded"])
 
 
 def test_clipping_cases_cover_what_the_exercise_promises():
@@ -65,28 +74,16 @@ def test_clipping_cases_cover_what_the_exercise_promises():
 
 CLIP_SCALE = ("            for g in grads:\n"
               "                g.mul_(scale)  # in place: p.grad stays the same tensor")
-TRAIN_LOOP = """    for step in range(1, max_steps + 1):
-        logits = model(x)  # (5, 4): one row of logits per step
-        loss = F.cross_entropy(logits, y)  # averaged over all five steps
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():  # judge the model as it is after this step
-            if torch.equal(model(x).argmax(dim=-1), y):
-                break"""
-GRAD_NORMS_BODY = """    state, states = None, []
-    for t in range(input.shape[0]):
-        out, state = module(input[t:t + 1], state)  # one step; state is h, or (h, c) for an LSTM
-        h_t = state[0] if isinstance(state, tuple) else state  # (1, N, H): what step t + 1 reads
-        states.append(h_t)
-    loss = loss_fn(torch.cat(states))  # (L, N, H) -> scalar
-    grads = torch.autograd.grad(loss, states)  # total dL/dh_t, through every later step"""
+
+PACKING = """    packed = pack_padded_sequence(embedded, lengths, enforce_sorted=False)  # real steps only
+    output, _ = model.rnn(packed)
+    output, _ = pad_packed_sequence(output, total_length=L)  # (L, N, 2H), zeros in the padding"""
+CARRY_LEAF = """        keep = ~reset.unsqueeze(-1)  # (N, 1): broadcasts against (..., N, H)
+        return torch.where(keep, state.detach(), 0.0)  # a new tensor: the original stays intact"""
+BACKWARD_RETURN = "    return grad_x, grad_h_prev, grad_weight_ih, grad_weight_hh, grad_bias, grad_bias.clone()"
 
 # Each mutant: (check, cell, source text, replacement, words the feedback must contain)
 MUTANTS = {
-    "train: an early stop that never fires": (
-        check_train_hello, "train_hello", "model(x).argmax(dim=-1)", "model(x).argmax(dim=0)",
-        "but training went on"),
     "clip: each parameter by its own norm": (
         check_clip_grad_norm, "clip_grad_norm",
         "if scale < 1:  # shrink only; small gradients are left as they are\n" + CLIP_SCALE,
@@ -138,116 +135,79 @@ MUTANTS = {
     "clip: returns a float": (
         check_clip_grad_norm, "clip_grad_norm", "    return total_norm\n", "    return total_norm.item()\n",
         "return it as a 0-dimensional tensor"),
-    "grad norms: reverse order": (
-        check_hidden_grad_norms, "hidden_grad_norms", "return torch.stack([g.norm() for g in grads])",
-        "return torch.stack([g.norm() for g in grads]).flip(0)", "reverse order"),
-    "grad norms: output.grad of one whole-sequence call": (
-        check_hidden_grad_norms, "hidden_grad_norms", "grads = torch.autograd.grad(loss, states)",
-        "output, _ = module(input)\n    grads = torch.autograd.grad(loss_fn(output), output)[0]",
-        "holds only the gradient that reaches output[t] directly"),
-    "grad norms: keeps each step's output, not the state": (
-        check_hidden_grad_norms, "hidden_grad_norms", "        states.append(h_t)",
-        "        states.append(out)", "holds only the gradient that reaches output[t] directly"),
-    "grad norms: squared norms": (
-        check_hidden_grad_norms, "hidden_grad_norms", "[g.norm() for g in grads]",
-        "[g.pow(2).sum() for g in grads]", "squared norms"),
-    "grad norms: first sequence of the batch only": (
-        check_hidden_grad_norms, "hidden_grad_norms", "[g.norm() for g in grads]",
-        "[g[0, 0].norm() for g in grads]", "only the first sequence of the batch"),
-    "grad norms: the cell state of an LSTM": (
-        check_hidden_grad_norms, "hidden_grad_norms", GRAD_NORMS_BODY,
-        GRAD_NORMS_BODY.replace("states.append(h_t)", "states.append(h_t)\n"
-                                "        cells.append(state[1] if isinstance(state, tuple) else h_t)")
-        .replace("state, states = None, []", "state, states, cells = None, [], []")
-        .replace("torch.autograd.grad(loss, states)",
-                 "torch.autograd.grad(loss, cells, allow_unused=True, materialize_grads=True)"),
-        "the cell state c_t"),
-    "grad norms: the state before each step": (
-        check_hidden_grad_norms, "hidden_grad_norms", GRAD_NORMS_BODY,
-        GRAD_NORMS_BODY.replace(
-            "state, states = None, []",
-            "h_0 = torch.zeros(1, input.shape[1], module.hidden_size, dtype=input.dtype,\n"
-            "                  requires_grad=True)\n"
-            "    state, states = (h_0, torch.zeros_like(h_0)) if isinstance(module, nn.LSTM) else h_0, []")
-        .replace("torch.autograd.grad(loss, states)",
-                 "torch.autograd.grad(loss, [h_0] + states[:-1], allow_unused=True, materialize_grads=True)"),
-        "the state before it"),
-    "detach: returns the same tensor": (
-        check_detach_state, "detach_state", "return state.detach()", "return state",
-        "still attached to the graph"),
-    "detach: clones": (
-        check_detach_state, "detach_state", "return state.detach()", "return state.detach().clone()",
-        "is a copy stored elsewhere in memory"),
-    "detach: in place": (
-        check_detach_state, "detach_state", "return state.detach()", "return state.detach_()",
-        "changed the state it was given"),
-    "detach: drops c": (
-        check_detach_state, "detach_state", "return type(state)(detach_state(s) for s in state)",
-        "return detach_state(state[0])", "dropping c loses the cell state"),
-    "detach: lists become tuples": (
-        check_detach_state, "detach_state", "return type(state)(detach_state(s) for s in state)",
-        "return tuple(detach_state(s) for s in state)", "rebuild a tuple as a tuple and a list as a list"),
-    "detach: only the top level": (
-        check_detach_state, "detach_state", "return type(state)(detach_state(s) for s in state)",
-        "return type(state)(s.detach() for s in state)", "raised AttributeError"),
-    "detach: clone instead of detach": (
-        check_detach_state, "detach_state", "return state.detach()", "return state.clone()",
-        "still attached to the graph"),
-    "train: optimizer of another model (not trained)": (
-        check_train_hello, "train_hello", "torch.optim.Adam(model.parameters(), lr=0.01)",
-        "torch.optim.Adam(HelloNet(cell, hidden_size).parameters(), lr=0.01)",
-        "those of a fresh HelloNet"),
-    "train: no optimizer step": (
-        check_train_hello, "train_hello", "        optimizer.step()\n",
-        "        with torch.no_grad():\n            for p in model.parameters():\n"
-        "                p -= 0.01 * p.grad\n",
-        "no optimizer step was taken"),
-    "train: loss on the last step only": (
-        check_train_hello, "train_hello", "loss = F.cross_entropy(logits, y)",
-        "loss = F.cross_entropy(logits[-1:], y[-1:])", "the returned model maps 'hello' to"),
-    "train: reports one step too few": (
-        check_train_hello, "train_hello", "return model, step", "return model, step - 1",
-        "you reported steps="),
-    "train: reports the budget": (
-        check_train_hello, "train_hello", "return model, step", "return model, 1",
-        "but optimizer.step() was called"),
-    "train: plain SGD is too slow": (
-        check_train_hello, "train_hello", "torch.optim.Adam(model.parameters(), lr=0.01)",
-        "torch.optim.SGD(model.parameters(), lr=0.01)", "the returned model maps 'hello' to"),
-    "train: ignores the budget, stops on a small loss": (
-        check_train_hello, "train_hello", TRAIN_LOOP,
-        """    step = 0
-    while True:  # until the loss is small, however long that takes
-        step += 1
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if loss.item() < 0.001:
-            break""", "more than the budget"),
-    "train: steps around the counter, then one counted step": (
-        check_train_hello, "train_hello", TRAIN_LOOP,
-        """    for _ in range(max_steps * 5):  # uncounted: the step function under the hook
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step.__wrapped__(optimizer)
-    step = 1
-    loss = F.cross_entropy(model(x), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()""", "was not the HelloNet built right after torch.manual_seed(seed)"),
-    "train: counted steps, then more around the counter": (
-        check_train_hello, "train_hello", "        optimizer.step()\n",
-        "        optimizer.step()\n        for _ in range(3):\n"
-        "            optimizer.step.__wrapped__(optimizer)\n",
-        "the parameters changed"),
-    "train: ignores cell": (
-        check_train_hello, "train_hello", "model = HelloNet(cell, hidden_size)",
-        "model = HelloNet('rnn', hidden_size)", "build the model with HelloNet(cell, hidden_size)"),
-    "train: steps as a tensor of floats": (
-        check_train_hello, "train_hello", "return model, step", "return model, torch.tensor(float(step))",
-        "steps should be an int"),
+    "backward: tanh' from the pre-activation": (
+        check_rnn_step_backward, "rnn_step_backward", "slope = 1 - torch.tanh(a) ** 2",
+        "slope = 1 - a ** 2", "1 - a^2 with a the pre-activation"),
+    "backward: no slope": (
+        check_rnn_step_backward, "rnn_step_backward", "delta = grad_h * slope", "delta = grad_h",
+        "leave out the derivative of the nonlinearity"),
+    "backward: tanh's slope for a ReLU": (
+        check_rnn_step_backward, "rnn_step_backward", 'if nonlinearity == "tanh":', "if True:",
+        "yours is tanh's"),
+    "backward: weights averaged over the batch": (
+        check_rnn_step_backward, "rnn_step_backward", BACKWARD_RETURN,
+        "    n = x.shape[0]\n    return grad_x, grad_h_prev, grad_weight_ih / n, grad_weight_hh / n, "
+        "grad_bias / n, grad_bias / n", "averaged over the batch"),
+    "backward: W_hh transposed for h_prev": (
+        check_rnn_step_backward, "rnn_step_backward", "grad_h_prev = delta @ weight_hh ",
+        "grad_h_prev = delta @ weight_hh.T ", "uses W_hh^T"),
+    "backward: weight gradient transposed": (
+        check_rnn_step_backward, "rnn_step_backward", "grad_weight_ih = delta.T @ x",
+        "grad_weight_ih = x.T @ delta", "the shape of the transposed weight"),
+    "backward: a bias gradient per row": (
+        check_rnn_step_backward, "rnn_step_backward", "grad_bias = delta.sum(0)", "grad_bias = delta",
+        "one row per sequence"),
+    "carry: not detached": (
+        check_carry_state, "carry_state", "torch.where(keep, state.detach(), 0.0)",
+        "torch.where(keep, state, 0.0)", "still attached to the graph"),
+    "carry: reset the wrong way round": (
+        check_carry_state, "carry_state", "keep = ~reset.unsqueeze(-1)", "keep = reset.unsqueeze(-1)",
+        "the wrong way round"),
+    "carry: zeroes the detached tensor in place": (
+        check_carry_state, "carry_state", CARRY_LEAF,
+        "        carried = state.detach()\n        carried[..., reset, :] = 0\n        return carried",
+        "shares memory with the original"),
+    "carry: the batch as the first dimension": (
+        check_carry_state, "carry_state", CARRY_LEAF,
+        "        carried = state.detach().clone()\n        carried[reset] = 0\n        return carried",
+        "the batch is the second-to-last dimension"),
+    "carry: detaches without a reset": (
+        check_carry_state, "carry_state", "return torch.where(keep, state.detach(), 0.0)",
+        "return state.detach()", "nothing was reset"),
+    "carry: lists become tuples": (
+        check_carry_state, "carry_state", "return type(state)(carry_state(s, reset) for s in state)",
+        "return tuple(carry_state(s, reset) for s in state)", "lists stay lists"),
+    "carry: resets h but not c": (
+        check_carry_state, "carry_state", "    return type(state)(carry_state(s, reset) for s in state)",
+        "    if len(state) == 2 and all(isinstance(s, torch.Tensor) for s in state):  # (h, c)\n"
+        "        return type(state)([carry_state(state[0], reset), state[1].detach()])\n"
+        "    return type(state)(carry_state(s, reset) for s in state)",
+        "reset the cell state c too"),
+    "padded: no packing": (
+        check_train_step_padded, "train_step_padded", PACKING, "    output, _ = model.rnn(embedded)",
+        "without packing"),
+    "padded: the padding in the loss": (
+        check_train_step_padded, "train_step_padded", "F.cross_entropy(logits[real], targets[real])",
+        "F.cross_entropy(logits.flatten(0, 1), targets.flatten())", "includes the padded steps"),
+    "padded: divides by L * N": (
+        check_train_step_padded, "train_step_padded", "F.cross_entropy(logits[real], targets[real])",
+        "F.cross_entropy(logits[real], targets[real], reduction='sum') / real.numel()",
+        "divide by the number of real steps"),
+    "padded: the mean of each sequence's mean": (
+        check_train_step_padded, "train_step_padded", "F.cross_entropy(logits[real], targets[real])",
+        "torch.stack([F.cross_entropy(logits[:n, k], targets[:n, k])\n"
+        "                        for k, n in enumerate(lengths.tolist())]).mean()",
+        "the mean of each sequence's mean"),
+    "padded: no zero_grad": (
+        check_train_step_padded, "train_step_padded",
+        "    optimizer.zero_grad()  # the gradients of an earlier step must not add to these\n", "",
+        "call optimizer.zero_grad() before loss.backward()"),
+    "padded: no optimizer step": (
+        check_train_step_padded, "train_step_padded", "    optimizer.step()\n", "",
+        "no parameter changed"),
+    "padded: lengths assumed sorted": (
+        check_train_step_padded, "train_step_padded", "enforce_sorted=False", "enforce_sorted=True",
+        "enforce_sorted=False"),
 }
 
 test_mistake_is_rejected_with_specific_feedback = pytest.mark.filterwarnings(
@@ -283,126 +243,291 @@ def test_feedback_names_the_parameter_case_and_index(solution):
     assert "parameters[2].grad[i=0, j=0] is" in message and "largest error" in message
 
 
-def test_grad_norm_feedback_names_the_first_wrong_step(solution):
-    def late_error(module, input, loss_fn):
-        norms = solution["hidden_grad_norms"](module, input, loss_fn).clone()
-        norms[7] *= 2
-        return norms
-    with pytest.raises(CheckFailure, match=r"norms\[t=7\] is .* expected"):
-        check_hidden_grad_norms(late_error, quiet=True)
+# -- rnn_step_backward ------------------------------------------------------------------
+
+def test_backward_cases_cover_what_the_exercise_promises():
+    for hidden in (False, True):
+        configs = [c.config for c in check_rnn_step_backward.make_cases(hidden=hidden)]
+        assert {c["nonlinearity"] for c in configs} == {"tanh", "relu"}
+        assert any(c["N"] == 1 for c in configs) and any(c["N"] > 1 for c in configs)
+        assert any(c["input_size"] == c["hidden_size"] for c in configs)  # a transposed W keeps its shape
+        assert any(c["input_size"] != c["hidden_size"] for c in configs)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_our_by_hand_step_gradients_are_autograd_and_their_mistakes_differ(nonlinearity):
+    """step_gradients, behind the hints, is autograd's answer; each mistake it names changes it."""
+    torch.manual_seed(5)
+    cell = nn.RNNCell(4, 3, nonlinearity=nonlinearity, dtype=DTYPE)
+    x = torch.randn(5, 4, dtype=DTYPE, requires_grad=True)
+    h_prev = torch.randn(5, 3, dtype=DTYPE, requires_grad=True)
+    grad_h = torch.randn(5, 3, dtype=DTYPE)
+    params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    expected = torch.autograd.grad(cell(x, h_prev), [x, h_prev, *params], grad_outputs=grad_h)
+    w = {k: p.detach() for k, p in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), params)}
+    own = untrapped(step_gradients)
+    mine = own(grad_h, x.detach(), h_prev.detach(), w, nonlinearity)
+    for got, want in zip(mine.values(), expected):
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-13)
+    for mistake in MISTAKES:
+        if nonlinearity == "tanh" and mistake.startswith("tanh_slope"):
+            continue  # tanh's slope is the right one for tanh
+        wrong = own(grad_h, x.detach(), h_prev.detach(), w, nonlinearity, mistake)
+        assert any(not torch.allclose(a, b) for a, b in zip(wrong.values(), expected)), mistake
+
+
+def autograd_answer(grad_h, x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
+    inputs = [t.clone().requires_grad_() for t in (x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)]
+    phi = torch.tanh if nonlinearity == "tanh" else torch.relu
+    h = phi(inputs[0] @ inputs[2].T + inputs[4] + inputs[1] @ inputs[3].T + inputs[5])
+    h.backward(grad_h)
+    return tuple(t.grad for t in inputs)
+
+
+def grad_answer(grad_h, x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
+    inputs = [t.clone().requires_grad_() for t in (x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)]
+    cell = nn.RNNCell(x.shape[1], h_prev.shape[1], nonlinearity=nonlinearity, dtype=x.dtype)
+    h = torch.tanh(inputs[0] @ inputs[2].T + inputs[4] + inputs[1] @ inputs[3].T + inputs[5])
+    del cell
+    return torch.autograd.grad(h, inputs, grad_outputs=grad_h)
+
+
+def vjp_answer(grad_h, x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
+    phi = torch.tanh if nonlinearity == "tanh" else torch.relu
+    _, vjp = torch.func.vjp(lambda a, b, c, d, e, f: phi(a @ c.T + e + b @ d.T + f),
+                            x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh)
+    return vjp(grad_h)
+
+
+@pytest.mark.parametrize("student, words", [
+    (autograd_answer, "it calls torch."), (grad_answer, "it calls torch.autograd.grad"),
+    (vjp_answer, "it calls torch.autograd.grad")], ids=["backward", "grad", "vjp"])
+def test_backward_answers_that_use_autograd_are_rejected(student, words):
+    with pytest.raises(CheckFailure, match="is not written by hand") as failure:
+        check_rnn_step_backward(student, quiet=True)
+    assert words in str(failure.value)
+    # the traps are removed afterwards: autograd works again for everyone else
+    w = torch.ones(2, requires_grad=True)
+    (w * 3).sum().backward()
+    assert torch.equal(w.grad, torch.full((2,), 3.0))
+
+
+def backward_einsum(grad_h, x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
+    a = F.linear(x, weight_ih, bias_ih) + F.linear(h_prev, weight_hh, bias_hh)
+    h = torch.tanh(a) if nonlinearity == "tanh" else torch.relu(a)
+    delta = grad_h * ((1 - h * h) if nonlinearity == "tanh" else (h > 0).double())
+    return (torch.einsum("nh,hi->ni", delta, weight_ih), torch.einsum("nh,hj->nj", delta, weight_hh),
+            torch.einsum("nh,ni->hi", delta, x), torch.einsum("nh,nj->hj", delta, h_prev),
+            delta.sum(0), delta.sum(0))
 
 
 @pytest.mark.parametrize("result, words", [
-    (lambda norms: norms.tolist(), "norms should be a torch.Tensor, got a list of 12"),
-    (lambda norms: norms.float(), "norms has dtype torch.float32, expected torch.float64"),
-    (lambda norms: norms[:-1], "norms has shape (11,), expected (12,)"),
-    (lambda norms: norms.unsqueeze(1), "norms has shape (12, 1), expected (12,)"),
+    (lambda grads: grads[:5], "should return a tuple of six gradients"),
+    (lambda grads: dict(enumerate(grads)), "should return a tuple of six gradients"),
+    (lambda grads: (grads[0].float(),) + tuple(grads[1:]), "grad_x has dtype torch.float32"),
+    (lambda grads: grads[:2] + (grads[2].T,) + grads[3:], "the shape of the transposed weight"),
 ])
-def test_wrong_return_values_get_clear_messages(solution, result, words):
-    def student(*args):
-        return result(solution["hidden_grad_norms"](*args))
+def test_wrong_backward_results_get_clear_messages(solution, result, words):
+    def student(*args, **kwargs):
+        return result(tuple(solution["rnn_step_backward"](*args, **kwargs)))
     with pytest.raises(CheckFailure) as failure:
-        check_hidden_grad_norms(student, quiet=True)
+        check_rnn_step_backward(student, quiet=True)
     assert words in str(failure.value)
+
+
+def test_backward_feedback_names_the_gradient_case_and_index(solution):
+    def late_error(*args, **kwargs):
+        grads = list(solution["rnn_step_backward"](*args, **kwargs))
+        grads[3] = grads[3].clone()
+        grads[3][1, 2] += 1.0
+        return tuple(grads)
+    with pytest.raises(CheckFailure) as failure:
+        check_rnn_step_backward(late_error, quiet=True)
+    message = str(failure.value)
+    assert message.startswith("rnn_step_backward does not match autograd through torch.nn.RNNCell "
+                              "on case 1 of 4 (nonlinearity='tanh', N=3, input_size=4, hidden_size=5):")
+    assert "grad_weight_hh[h=1, j=2] is" in message
+
+
+# -- carry_state ------------------------------------------------------------------------
+
+def test_carry_cases_cover_every_kind_of_state_and_both_resets():
+    for hidden in (False, True):
+        cases = check_carry_state.make_cases(hidden=hidden)
+        assert {c.config["kind"] for c in cases} == {"gru", "lstm", "lstm_cells", "gru_and_lstm", "leaf"}
+        for case in cases:
+            reset = case.tensors["reset"]
+            assert reset.any() and not reset.all()
+        assert any(c.config["num_layers"] > 1 for c in cases if c.config["kind"] in ("gru", "lstm"))
+
+
+def carry_by_mask(state, reset):
+    if isinstance(state, (tuple, list)):
+        return type(state)(carry_by_mask(s, reset) for s in state)
+    keep = (~reset).to(state.dtype).unsqueeze(-1)  # (N, 1)
+    return state.detach() * keep
+
+
+def carry_by_clone(state, reset):
+    if isinstance(state, (tuple, list)):
+        return type(state)(carry_by_clone(s, reset) for s in state)
+    fresh = state.detach().clone()
+    fresh[..., reset, :] = 0
+    return fresh
+
+
+def test_carry_state_reference_agrees_with_nn_lstm_fresh_state():
+    """A reset stream starts like a fresh sequence: nn.LSTM from its zero state gives the same."""
+    torch.manual_seed(2)
+    lstm = nn.LSTM(3, 4, num_layers=2, dtype=DTYPE)
+    first, second = torch.randn(5, 3, 3, dtype=DTYPE), torch.randn(4, 3, 3, dtype=DTYPE)
+    _, state = lstm(first)
+    reset = torch.tensor([True, False, True])
+    carried = carry_by_mask(state, reset)
+    out, _ = lstm(second, carried)
+    fresh, _ = lstm(second[:, reset])  # those streams alone, from zeros
+    assert torch.allclose(out[:, reset], fresh)
+    kept, _ = lstm(second[:, ~reset], tuple(s[:, ~reset] for s in state))
+    assert torch.allclose(out[:, ~reset], kept)
+
+
+# -- train_step_padded ------------------------------------------------------------------
+
+def test_padded_cases_need_both_the_packing_and_the_mask():
+    for hidden in (False, True):
+        for case in check_train_step_padded.make_cases(hidden=hidden):
+            lengths = case.tensors["lengths"]
+            assert lengths.max() == case.tensors["padded"].shape[0] and lengths.min() < lengths.max()
+            assert not torch.equal(lengths, lengths.sort(descending=True).values)  # enforce_sorted matters
+            expected = untrapped(step_variant)(case)
+            for variant in ("unpacked", "unmasked", "all_positions", "per_sequence", "stale"):
+                wrong = untrapped(step_variant)(case, variant)
+                assert any(not torch.allclose(wrong["grads"][k], g) for k, g in expected["grads"].items())
+        assert {c.config["cell"] for c in check_train_step_padded.make_cases(hidden=hidden)} == \
+            {"rnn", "lstm", "gru"}
+
+
+def test_our_per_sequence_reference_is_cross_entropy_and_packing():
+    """With equal lengths the reference is F.cross_entropy over the batch; with padding it is what
+    packing gives, and what the padded batch gives without packing is something else."""
+    torch.manual_seed(4)
+    config = dict(vocab_size=7, num_classes=3, cell="lstm", embedding_dim=4, hidden_size=3)
+    model = untrapped(tagger)(config)
+    x, y = torch.randint(1, 7, (5, 3)), torch.randint(3, (5, 3))
+    loss = untrapped(reference_loss)(model, x, torch.tensor([5, 5, 5]), y)
+    assert torch.allclose(loss, F.cross_entropy(model(x).flatten(0, 1), y.flatten()))
+    lengths = torch.tensor([2, 5, 3])
+    real = torch.arange(5).unsqueeze(1) < lengths
+    x = x.masked_fill(~real, PAD)
+    loss = untrapped(reference_loss)(model, x, lengths, y)
+    packed = untrapped(masked_losses)(model, x, lengths, y)[real].mean()
+    unpacked = untrapped(masked_losses)(model, x, lengths, y, packed=False)[real].mean()
+    assert torch.allclose(loss, packed) and not torch.allclose(loss, unpacked)
+
+
+def step_via_packed_data(model, optimizer, padded, lengths, targets):
+    """Cross-entropy straight on the packed data: the same real steps, in packing's order."""
+    out, _ = model.rnn(pack_padded_sequence(model.embedding(padded), lengths, enforce_sorted=False))
+    wanted = pack_padded_sequence(targets, lengths, enforce_sorted=False).data
+    loss = F.cross_entropy(model.decoder(out.data), wanted)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_one_by_one(model, optimizer, padded, lengths, targets):
+    """Every sequence alone through the model's own forward, summed, over the number of steps."""
+    optimizer.zero_grad()
+    total = sum(F.cross_entropy(model(padded[:n, k:k + 1])[:, 0], targets[:n, k], reduction="sum")
+                for k, n in enumerate(lengths.tolist()))
+    loss = total / lengths.sum()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def step_ignore_index(model, optimizer, padded, lengths, targets):
+    from torch.nn.utils.rnn import pad_packed_sequence
+    out, _ = model.rnn(pack_padded_sequence(model.embedding(padded), lengths, enforce_sorted=False))
+    out, _ = pad_packed_sequence(out)
+    marked = targets.masked_fill(torch.arange(len(targets)).unsqueeze(1) >= lengths, -100)
+    loss = F.cross_entropy(model.decoder(out).permute(1, 2, 0), marked.T)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def test_padded_step_reads_the_weights_not_the_answers_word(solution):
+    """An answer that reports the right loss but never trains is rejected."""
+    own_loss = untrapped(reference_loss)  # made before the check traps the original
+
+    def reports_only(model, optimizer, padded, lengths, targets):
+        with torch.no_grad():
+            return own_loss(model, padded, lengths, targets)
+    with pytest.raises(CheckFailure, match="no parameter changed"):
+        check_train_step_padded(reports_only, quiet=True)
+    with pytest.raises(CheckFailure, match="should return the loss, a 0-dimensional tensor"):
+        check_train_step_padded(lambda *args: str(solution["train_step_padded"](*args)), quiet=True)
+
+
+def test_notebook_tagger_is_the_one_the_check_builds(solution):
+    """The check passes its own Tagger: the notebook's must have the same parts and numbers."""
+    assert solution["PAD"] == PAD
+    for cell in ("rnn", "lstm", "gru"):
+        torch.manual_seed(3)
+        theirs = solution["Tagger"](6, 3, cell)
+        torch.manual_seed(3)
+        ours = Tagger(6, 3, cell)
+        assert theirs.state_dict().keys() == ours.state_dict().keys()
+        assert all(torch.equal(theirs.state_dict()[k], v) for k, v in ours.state_dict().items())
+        x = torch.randint(1, 6, (4, 2))
+        assert torch.equal(theirs(x), ours(x))
+
+
+# -- every check ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("check, student", [
+    (check_rnn_step_backward, backward_einsum),
+    (check_carry_state, carry_by_mask),
+    (check_carry_state, carry_by_clone),
+    (check_train_step_padded, step_via_packed_data),
+    (check_train_step_padded, step_one_by_one),
+    (check_train_step_padded, step_ignore_index),
+], ids=lambda x: getattr(x, "__name__", ""))
+def test_other_correct_answers_pass(check, student):
+    for hidden in (False, True):
+        check(student, hidden=hidden, quiet=True)
 
 
 def test_student_exceptions_become_feedback_not_tracebacks():
     def not_done(*args, **kwargs):
         raise NotImplementedError()
 
-    def crashes(module, input, loss_fn):
-        return module(input[0])[0].norm(dim=5)
+    def crashes(grad_h, x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity="tanh"):
+        return x @ weight_hh
     for check in ALL:
         with pytest.raises(CheckFailure, match="not implemented yet"):
             check(not_done)
     with pytest.raises(CheckFailure) as failure:
-        check_hidden_grad_norms(crashes)
+        check_rnn_step_backward(crashes)
     message = str(failure.value)
-    assert message.startswith("hidden_grad_norms raised IndexError: ")
-    assert "return module(input[0])[0].norm(dim=5)" in message and failure.value.__cause__ is None
-
-
-def test_train_hello_must_return_a_model_and_steps(solution):
-    wanted = r"should return a tuple \(model, steps\), got an? ([\w.]*\.)?HelloNet"
-    with pytest.raises(CheckFailure, match=wanted):
-        check_train_hello(lambda *args, **kwargs: solution["train_hello"](*args, **kwargs)[0], quiet=True)
-    with pytest.raises(CheckFailure, match="model an nn.Module"):
-        check_train_hello(lambda *args, **kwargs: ("model", 3), quiet=True)
-
-
-def test_train_hello_trusts_weights_not_the_students_forward(solution):
-    """A model whose own forward cheats is read through the check's HelloNet, not its forward."""
-    class Cheat(HelloNet):
-        def forward(self, x):
-            return nn.functional.one_hot(encode("ohlol"), 4).float() * 10
-    def cheat(cell, hidden_size, seed, max_steps=200):
-        torch.manual_seed(seed)
-        model = Cheat(cell, hidden_size)
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-        model(encode("hello"))  # "perfect" already
-        optimizer.step()  # a step with no gradients changes nothing
-        return model, 1
-    assert decode(cheat("rnn", 8, 0)[0](encode("hello")).argmax(-1)) == "ohlol"
-    with pytest.raises(CheckFailure, match="the returned model maps 'hello' to"):
-        check_train_hello(cheat, quiet=True)
-
-
-def test_train_hello_stays_within_budget_for_many_seeds(solution):
-    """The reference reaches "ohlol" well within budget for any seed a grader might draw."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the check does: tiny networks train fastest on one thread
-    try:
-        for config in check_train_hello.VISIBLE + check_train_hello.HIDDEN:
-            for seed in range(6):
-                _, steps = solution["train_hello"](config["cell"], config["hidden_size"],
-                                                  1000 + seed, max_steps=config["max_steps"])
-                assert steps <= config["max_steps"] // 2, (config, seed, steps)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def test_detach_state_checks_identity_not_only_values(solution):
-    """A detached copy made with .data sharing storage is accepted; a detached copy is not."""
-    def via_data(state):
-        if isinstance(state, torch.Tensor):
-            return state.data
-        return type(state)(via_data(s) for s in state)
-    assert check_detach_state(via_data, hidden=True, quiet=True) is None
-
-    def copies(state):
-        if isinstance(state, torch.Tensor):
-            return torch.tensor(state.detach().numpy())
-        return type(state)(copies(s) for s in state)
-    with pytest.raises(CheckFailure, match="is a copy stored elsewhere"):
-        check_detach_state(copies, quiet=True)
-
-
-def test_notebook_hellonet_is_the_one_the_check_loads(solution):
-    """The check reads the student's weights through its own HelloNet: the two must agree."""
-    from rnn_by_hand.chapters.training import VOCAB
-    assert solution["VOCAB"] == VOCAB
-    assert torch.equal(solution["encode"]("ohlol"), encode("ohlol"))
-    for cell in ("rnn", "lstm", "gru"):
-        torch.manual_seed(3)
-        theirs = solution["HelloNet"](cell, 5)
-        torch.manual_seed(3)
-        ours = HelloNet(cell, 5)
-        assert theirs.state_dict().keys() == ours.state_dict().keys()
-        assert all(torch.equal(theirs.state_dict()[k], v) for k, v in ours.state_dict().items())
-        assert torch.equal(theirs(encode("hello")), ours(encode("hello")))
+    assert message.startswith("rnn_step_backward raised RuntimeError: ")
+    assert "return x @ weight_hh" in message and failure.value.__cause__ is None
 
 
 def test_registry_lists_every_chapter_four_check():
-    assert {"04-training/clip_grad_norm", "04-training/hidden_grad_norms", "04-training/detach_state",
-            "04-training/train_hello"} <= set(CHECKS)
+    assert {"04-training/clip_grad_norm", "04-training/rnn_step_backward", "04-training/carry_state",
+            "04-training/train_step_padded"} <= set(CHECKS)
 
 
 def test_reference_really_is_torch():
-    """Changing a case's weights changes the expected norms; the clipping reference is torch's."""
-    case = check_hidden_grad_norms.make_cases()[0]
-    before = check_hidden_grad_norms.run_reference(case)["norms"]
-    case.tensors["state.weight_hh_l0"] = case.tensors["state.weight_hh_l0"] * 2
-    assert not torch.allclose(check_hidden_grad_norms.run_reference(case)["norms"], before)
+    """Changing a case's weights changes the expected gradients; the clipping reference is torch's."""
+    case = check_rnn_step_backward.make_cases()[0]
+    before = check_rnn_step_backward.run_reference(case)["grad_x"]
+    case.tensors["weight_ih"] = case.tensors["weight_ih"] * 2
+    assert not torch.allclose(check_rnn_step_backward.run_reference(case)["grad_x"], before)
     case = check_clip_grad_norm.make_cases()[0]
     params = check_clip_grad_norm.parameters(case)
     total = torch.nn.utils.clip_grad_norm_(params, case.config["max_norm"])

@@ -50,7 +50,7 @@ def grader_sees(name: str, student) -> list[str]:
 
 def test_numpy_counts_and_ordered_vocabularies_pass_in_both_places():
     count = answer("06-gru/count_parameters")
-    vocab = answer("02-embedding/build_vocab")
+    vocab = answer("02-embedding/extend_vocab")
 
     def numpy_count(*args, **kwargs):
         return np.int64(count(*args, **kwargs))
@@ -58,6 +58,6 @@ def test_numpy_counts_and_ordered_vocabularies_pass_in_both_places():
     def ordered_vocab(*args, **kwargs):
         itos, stoi = vocab(*args, **kwargs)
         return itos, collections.OrderedDict(stoi)
-    for name, student in (("06-gru/count_parameters", numpy_count), ("02-embedding/build_vocab", ordered_vocab)):
+    for name, student in (("06-gru/count_parameters", numpy_count), ("02-embedding/extend_vocab", ordered_vocab)):
         CHECKS[name](student, quiet=True)  # the notebook's test cell says OK ...
         assert grader_sees(name, student) == []  # ... and so does the grader

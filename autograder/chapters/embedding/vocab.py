@@ -1,6 +1,6 @@
-"""Chapter 2's text checks: building a vocabulary and encoding sentences, compared exactly.
+"""Chapter 2's text checks: growing a vocabulary and encoding sentences, compared exactly.
 
-    build_vocab(sentences, min_freq)   vs the reference builder below (spec in its docstring)
+    extend_vocab(itos, sentences, min_freq)  vs the reference rule below (spec in its docstring)
     encode(sentence, stoi)             vs the reference encoder below, as a LongTensor
 
 The cases are random corpora drawn from a seed, with Zipf-like word counts so that
@@ -132,30 +132,72 @@ class ExactCheck(Check):
                 "corpora (compared exactly).")
 
 
-# -- build_vocab ------------------------------------------------------------------------
+# -- extend_vocab ------------------------------------------------------------------------
 
-class BuildVocabCheck(ExactCheck):
-    name = "02-embedding/build_vocab"
-    forbidden_functions = ("rnn_by_hand.chapters.embedding.vocab.vocabulary",)
-    student_name = "build_vocab"
-    reference_name = "the vocabulary rule (reference builder in rnn_by_hand.chapters.embedding.vocab)"
+def extended(itos: list[str], sentences: list[str], min_freq: int = 1, *, keep: str = "at_least",
+             order: str = "count_then_word", known: str = "skip") -> list[str]:
+    """itos grown by the rule of extend_vocab; the keyword arguments give classic mistakes.
 
-    VISIBLE = [dict(n_sentences=20, n_words=25, min_freq=1),
-               dict(n_sentences=40, n_words=50, min_freq=2),
-               dict(n_sentences=30, n_words=40, min_freq=3, unk_in_text=True)]
-    HIDDEN = [dict(n_sentences=60, n_words=80, min_freq=2, unk_in_text=True),
-              dict(n_sentences=12, n_words=15, min_freq=1),
-              dict(n_sentences=50, n_words=60, min_freq=4),
-              dict(n_sentences=35, n_words=30, min_freq=5, unk_in_text=True)]
+    The rule: the given itos, unchanged, then the words of `sentences` that are not in it
+    and occur at least min_freq times in `sentences`, by decreasing count there, equal
+    counts in sorted() order.
+    """
+    counts = counts_of(sentences)
+    threshold = min_freq + 1 if keep == "more_than" else min_freq
+    new = [w for w in counts if counts[w] >= threshold and (known == "again" or w not in itos)]
+    if order == "count_then_word":
+        new.sort(key=lambda w: (-counts[w], w))
+    elif order == "first_seen":  # Counter.most_common()'s order for ties
+        new.sort(key=lambda w: -counts[w])
+    # order == "appearance": no sorting, as chapter 8's Dictionary numbers words
+    return list(itos) + new
+
+
+def old_vocabulary(config: dict) -> list[str]:
+    """An existing vocabulary: specials first, its words in an order of its own (not count order)."""
+    sentences, _ = random_corpus(dict(n_sentences=config["n_old"], n_words=config["n_old"],
+                                      min_freq=1))
+    words = vocabulary(sentences)[len(SPECIALS):]
+    order = torch.randperm(len(words)).tolist()
+    return list(SPECIALS) + [words[i] for i in order]
+
+
+class ExtendVocabCheck(ExactCheck):
+    name = "02-embedding/extend_vocab"
+    forbidden_functions = ("rnn_by_hand.chapters.embedding.vocab.extended",
+                           "rnn_by_hand.chapters.embedding.vocab.vocabulary")
+    student_name = "extend_vocab"
+    reference_name = "the rule of extend_vocab (reference in rnn_by_hand.chapters.embedding.vocab)"
+
+    # n_old: the size of the text the given vocabulary came from; n_known: how many of its
+    # words each new sentence repeats (so that some new text is already in the vocabulary).
+    VISIBLE = [dict(n_old=15, n_sentences=20, n_words=25, min_freq=1, n_known=2),
+               dict(n_old=25, n_sentences=40, n_words=50, min_freq=2, n_known=1),
+               dict(n_old=10, n_sentences=30, n_words=40, min_freq=3, n_known=2, unk_in_text=True)]
+    HIDDEN = [dict(n_old=30, n_sentences=60, n_words=80, min_freq=2, n_known=2, unk_in_text=True),
+              dict(n_old=8, n_sentences=12, n_words=15, min_freq=1, n_known=1),
+              dict(n_old=20, n_sentences=50, n_words=60, min_freq=4, n_known=3),
+              dict(n_old=12, n_sentences=35, n_words=30, min_freq=5, n_known=1, unk_in_text=True)]
 
     def make_case(self, params, seed):
+        itos = old_vocabulary(params)
         sentences, _ = random_corpus(params)
-        config = dict(params, sentences=sentences)
-        return Case(corpus_label(config), config)
+        words = itos[len(SPECIALS):]
+        for k, sentence in enumerate(sentences):  # repeat some known words in the new text
+            split = sentence.split()
+            for i in torch.randint(len(words), (params["n_known"],)).tolist():
+                split.insert(int(torch.randint(len(split) + 1, ())), words[i])
+            sentences[k] = " ".join(split)
+        config = dict(params, itos=itos, sentences=sentences)
+        return Case(describe_config({k: v for k, v in config.items() if k not in ("itos", "sentences")})
+                    + f", {len(itos)} words given", config)
 
     def run_student(self, student, case):
-        sentences = list(case.config["sentences"])
-        result = call_student(self.student_name, student, sentences, min_freq=case.config["min_freq"])
+        itos, sentences = list(case.config["itos"]), list(case.config["sentences"])
+        result = call_student(self.student_name, student, itos, sentences, min_freq=case.config["min_freq"])
+        if itos != case.config["itos"]:
+            raise CheckFailure(f"{self.student_name} changed the itos it was given (append?); build "
+                               "a new list: the old vocabulary may still be in use")
         if sentences != case.config["sentences"]:
             raise CheckFailure(f"{self.student_name} changed the list of sentences it was given; "
                                "read it without modifying it")
@@ -163,52 +205,50 @@ class BuildVocabCheck(ExactCheck):
         return {"itos": itos, "stoi": stoi}
 
     def run_reference(self, case):
-        itos = vocabulary(case.config["sentences"], case.config["min_freq"])
+        c = case.config
+        itos = extended(c["itos"], c["sentences"], c["min_freq"])
         return {"itos": itos, "stoi": {w: i for i, w in enumerate(itos)}}
 
     def compare(self, case, expected, actual):
+        old, itos = case.config["itos"], actual["itos"]
+        if isinstance(itos, (list, tuple)):
+            for i, (got, want) in enumerate(zip(itos, old)):
+                if got != want:
+                    return [f"itos[{i}] is {got!r}, but the vocabulary you were given has {want!r} "
+                            "there: every word it has keeps its index (an embedding trained with it "
+                            "has a row for each)"]
         counts = counts_of(case.config["sentences"])
-        problems = compare_itos(expected["itos"], actual["itos"], counts)
-        return problems + compare_stoi(expected["stoi"], actual["stoi"], actual["itos"])
+        problems = compare_itos(expected["itos"], itos, counts)
+        return problems + compare_stoi(expected["stoi"], actual["stoi"], itos)
 
     def hint(self, case, actual):
-        sentences, min_freq = case.config["sentences"], case.config["min_freq"]
+        c = case.config
         itos = actual.get("itos")
         if not isinstance(itos, (list, tuple)):
             return ""
-        itos = list(itos)
-        expected = vocabulary(sentences, min_freq)
+        itos, expected = list(itos), extended(c["itos"], c["sentences"], c["min_freq"])
         if itos == expected:
             stoi = actual.get("stoi")
             if isinstance(stoi, dict) and all(stoi.get(w) == i + 1 for i, w in enumerate(itos)):
                 return "stoi counts from 1 (enumerate(itos, 1)?); stoi[itos[i]] must be i, starting at 0"
             return ""
+        if len(set(itos)) < len(itos):
+            return ("a word appears twice: a word of the new text that the vocabulary already has "
+                    "keeps its index and is not added again")
+        if itos == vocabulary(c["sentences"], c["min_freq"]):
+            return ("you built a new vocabulary from the new text alone: start from the itos you "
+                    "were given, unchanged, and add only the words it does not have")
         mistakes = [
-            (dict(keep="more_than"), f"your vocabulary leaves out the words that occur exactly "
-             f"min_freq={min_freq} times: keep a word when count >= min_freq, not count > min_freq"),
-            (dict(keep="all"), f"your vocabulary keeps every word: min_freq={min_freq} should drop "
-             "the words that occur fewer than min_freq times"),
+            (dict(keep="more_than"), f"your new words leave out those that occur exactly "
+             f"min_freq={c['min_freq']} times: add a word when count >= min_freq"),
             (dict(order="first_seen"), "your ties are in order of first appearance, which is what "
              "Counter.most_common() gives; equal counts must be in sorted() order of the words"),
-            (dict(order="word"), "your words are in alphabetical order only; sort by decreasing "
-             "count first, and use the word only to break ties"),
-            (dict(order="increasing"), "your words are in increasing order of count; the most "
-             "frequent word comes first, right after the special tokens"),
-            (dict(count="per_sentence"), "your counts are numbers of sentences that contain a word; "
-             "count every occurrence (a word twice in one sentence counts twice)"),
-            (dict(specials="none"), "'<unk>' and '<eos>' are missing: itos starts with '<unk>' at "
-             "index 0 and '<eos>' at index 1"),
-            (dict(specials="end"), "the special tokens go first: '<unk>' at index 0, '<eos>' at 1, "
-             "then the words"),
-            (dict(specials="eos_only"), "'<unk>' is missing: it must be at index 0, so that unknown "
-             "words have an index"),
+            (dict(order="appearance"), "your new words are in order of first appearance; add them "
+             "by decreasing count in the new text, equal counts in sorted() order"),
         ]
         for options, text in mistakes:
-            if itos == vocabulary(sentences, min_freq, **options) != expected:
+            if itos == extended(c["itos"], c["sentences"], c["min_freq"], **options) != expected:
                 return text
-        if sum(w in SPECIALS for w in itos) > len(SPECIALS):
-            return ("a special token appears twice: the text itself contains '<unk>' here (as the "
-                    "Penn Treebank does); it keeps index 0 and is not added again as a word")
         return ""
 
 
@@ -360,5 +400,5 @@ def compare_ids(name: str, expected: torch.Tensor, actual, itos: list[str]) -> l
     return []
 
 
-check_build_vocab = BuildVocabCheck()
+check_extend_vocab = ExtendVocabCheck()
 check_encode = EncodeCheck()

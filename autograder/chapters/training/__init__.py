@@ -1,20 +1,20 @@
 """Chapter 4, training a recurrent net:
 
-    clip_grad_norm(parameters, max_norm, norm_type)   vs torch.nn.utils.clip_grad_norm_   (clipping.py)
-    hidden_grad_norms(module, input, loss_fn)         vs autograd through nn.RNN/LSTM/GRU (gradients.py)
-    detach_state(state)                               vs Tensor.detach on every tensor    (detach.py)
-    train_hello(cell, hidden_size, seed, max_steps)   a HelloNet that maps "hello" to "ohlol" (hello.py)
+    clip_grad_norm(parameters, max_norm, norm_type)    vs torch.nn.utils.clip_grad_norm_   (clipping.py)
+    rnn_step_backward(grad_h, x, h_prev, weights...)   vs autograd through nn.RNNCell      (backward.py)
+    carry_state(state, reset)                          vs Tensor.detach and a reset per stream (carry.py)
+    train_step_padded(model, optimizer, padded, ...)   vs each sequence run alone, unpadded (padded.py)
 
 Every reference is computed at check time: torch's own clip_grad_norm_ on clones of
 the same parameters, autograd through a torch.nn module built from the case's weights,
-torch's detach, and a trusted HelloNet loaded with the weights the student's training
-produced.
+torch's detach, and a trusted Tagger loaded with the case's weights that runs every
+sequence of a padded batch on its own.
 """
+from .backward import check_rnn_step_backward
+from .carry import check_carry_state
 from .clipping import check_clip_grad_norm
-from .detach import check_detach_state
-from .gradients import check_hidden_grad_norms
-from .hello import VOCAB, HelloNet, check_train_hello, decode, encode
+from .padded import PAD, Tagger, check_train_step_padded
 
 ASSIGNMENT = "04-training"
-__all__ = ["VOCAB", "HelloNet", "check_clip_grad_norm", "check_detach_state", "check_hidden_grad_norms",
-           "check_train_hello", "decode", "encode"]
+__all__ = ["PAD", "Tagger", "check_carry_state", "check_clip_grad_norm", "check_rnn_step_backward",
+           "check_train_step_padded"]
