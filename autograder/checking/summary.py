@@ -8,8 +8,7 @@ and the next one to work on:
 
     ok    rnn_step
     FAIL  rnn_forward  is not implemented yet: it raised NotImplementedError
-    FAIL  JordanRNN    not defined: run its cell first
-    FAIL  MyRNN        [1 of 2 parts] does not match nn.RNN on case 3 of 4 (...)
+    FAIL  JordanRNN    [1 of 2 parts] does not match the reference Jordan network on case 3 of 4 (...)
     1 of 3 pass; next: rnn_forward
 
 Each exercise runs its visible cases only (the grade also uses hidden ones, which test

@@ -6,13 +6,15 @@ a correct answer. A check that accepts any of them is a bug.
 """
 from __future__ import annotations
 
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
-from rnn_by_hand.checks import check_my_rnn, check_rnn_forward, check_rnn_step
+from rnn_by_hand.checks import check_jordan_rnn, check_rnn_forward, check_rnn_step
+from rnn_by_hand.chapters.recurrence import JordanNet
 from conftest import REPO
 from submissions import RNN_BY_NN
 from mutants import mutant_test, student_namespace
@@ -62,24 +64,33 @@ MUTANTS = {
     "forward: unbatched keeps batch dim": (check_rnn_forward, "rnn_forward",
                                            "return output.squeeze(1), h_n.squeeze(1)",
                                            "return output, h_n", "extra dimension of size 1"),
-    "module: only the last layer's h_n": (check_my_rnn, "MyRNN", "torch.cat(finals)", "finals[-1]",
-                                          "one from each layer"),
-    "module: init U(-1/H, 1/H)": (check_my_rnn, "MyRNN", "bound = 1 / math.sqrt(self.hidden_size)",
+    "jordan: feeds back the hidden state": (check_jordan_rnn, "JordanRNN",
+                                            "outputs.append(y)",
+                                            "outputs.append(y)\n            y = h",
+                                            "feeds back its previous output"),
+    "jordan: nonlinear readout": (check_jordan_rnn, "JordanRNN", "y = self.readout(h)  ",
+                                  "y = torch.tanh(self.readout(h))  ", "y_t = readout(h_t) is linear"),
+    "jordan: ignores y_0": (check_jordan_rnn, "JordanRNN",
+                            "if y_0 is None else y_0.reshape(N, self.output_size)",
+                            "if True else None", "starting from y_0 = 0"),
+    "jordan: outputs the hidden states": (check_jordan_rnn, "JordanRNN", "outputs.append(y)",
+                                          "outputs.append(h)", "not the hidden states"),
+    "jordan: one bias": (check_jordan_rnn, "JordanRNN", 'for name in ("bias_ih", "bias_yh"):',
+                         'for name in ("bias_ih",):', "no parameter named 'bias_yh'"),
+    "jordan: an Elman weight_hh": (check_jordan_rnn, "JordanRNN",
+                                   "self.weight_yh = nn.Parameter(torch.empty(hidden_size, output_size))",
+                                   "self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))",
+                                   "has no hidden-to-hidden matrix"),
+    "jordan: init U(-1/H, 1/H)": (check_jordan_rnn, "JordanRNN", "bound = 1 / math.sqrt(self.hidden_size)",
                                   "bound = 1 / self.hidden_size", "not U(-1/H, 1/H)"),
-    "module: init standard normal": (check_my_rnn, "MyRNN", "nn.init.uniform_(parameter, -bound, bound)",
+    "jordan: init standard normal": (check_jordan_rnn, "JordanRNN", "nn.init.uniform_(parameter, -bound, bound)",
                                      "nn.init.normal_(parameter)", "U(-1/sqrt(H), 1/sqrt(H))"),
-    "module: wrong parameter name": (check_my_rnn, "MyRNN", 'f"weight_hh_l{k}", nn.Parameter',
-                                     'f"w_hh_l{k}", nn.Parameter', "no parameter named 'weight_hh_l0'"),
-    "module: layer k>0 input size": (check_my_rnn, "MyRNN", "layer_input = input_size if k == 0 else hidden_size",
-                                     "layer_input = input_size", "its input size is hidden_size"),
-    "module: every layer reads the input": (check_my_rnn, "MyRNN",
-                                            "layer_input, h_n_k = rnn_forward(layer_input,",
-                                            "_, h_n_k = rnn_forward(layer_input,", "output has shape (5, 3, 4), expected (5, 3, 6)"),
-    "module: ignores h_0": (check_my_rnn, "MyRNN", "h_0_k = None if h_0 is None else h_0[k:k + 1]",
-                            "h_0_k = None", "output["),
-    "module: one bias per layer": (check_my_rnn, "MyRNN",
-                                   '                setattr(self, f"bias_hh_l{k}", nn.Parameter(torch.empty(hidden_size)))\n',
-                                   "", "no parameter named 'bias_hh_l0'"),
+    "jordan: batch_first output left time-major": (check_jordan_rnn, "JordanRNN",
+                                                   "output = output.transpose(0, 1)                    # (N, L, O)",
+                                                   "pass", "(N, L, O) because batch_first=True"),
+    "jordan: unbatched y_n without its leading dimension": (check_jordan_rnn, "JordanRNN",
+                                                            "return output.squeeze(1), y_n.squeeze(1)",
+                                                            "return output.squeeze(1), y_n[0, 0]", "y_n has shape"),
 }
 
 
@@ -87,7 +98,7 @@ test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
 
 # For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
 # the work to torch.nn: (answer cell it follows, source, exercises it loses).
-LIBRARY_ANSWER = ("rnn_forward", RNN_BY_NN, ["rnn_forward", "MyRNN"])  # MyRNN reuses rnn_forward
+LIBRARY_ANSWER = ("rnn_forward", RNN_BY_NN, ["rnn_forward"])
 
 
 def test_feedback_names_output_case_and_index(solution):
@@ -155,13 +166,83 @@ def test_module_must_be_a_module_and_load_state_dicts(solution):
         def __init__(self, *args, **kwargs):
             pass
     with pytest.raises(CheckFailure, match="should be an nn.Module"):
-        check_my_rnn(NotAModule)
+        check_jordan_rnn(NotAModule)
     with pytest.raises(CheckFailure, match="expects a class"):
-        check_my_rnn(solution["rnn_forward"])
+        check_jordan_rnn(solution["rnn_forward"])
 
 
 def test_registry_lists_every_chapter_one_check():
-    assert {"01-recurrence/rnn_step", "01-recurrence/rnn_forward", "01-recurrence/MyRNN"} <= set(CHECKS)
+    assert {"01-recurrence/rnn_step", "01-recurrence/rnn_forward", "01-recurrence/JordanRNN"} <= set(CHECKS)
+
+
+def jordan_with_elman_weights(rnn: nn.RNN, batch_first: bool) -> JordanNet:
+    """A JordanNet that is `rnn`: output_size = hidden_size, the identity readout, weight_yh = weight_hh."""
+    H = rnn.hidden_size
+    net = JordanNet(rnn.input_size, H, H, nonlinearity=rnn.nonlinearity, batch_first=batch_first)
+    with torch.no_grad():
+        for mine, theirs in (("weight_ih", "weight_ih_l0"), ("weight_yh", "weight_hh_l0"),
+                             ("bias_ih", "bias_ih_l0"), ("bias_yh", "bias_hh_l0")):
+            getattr(net, mine).copy_(getattr(rnn, theirs))
+        net.readout.weight.copy_(torch.eye(H, dtype=torch.float64))
+        net.readout.bias.zero_()
+    return net
+
+
+@pytest.mark.parametrize("nonlinearity, batch_first, input_shape, h_0_shape", [
+    ("tanh", False, (6, 3, 4), (1, 3, 5)), ("relu", True, (3, 6, 4), (1, 3, 5)),
+    ("tanh", True, (6, 4), (1, 5))])
+def test_jordan_reference_with_an_identity_readout_is_nn_rnn(nonlinearity, batch_first, input_shape,
+                                                              h_0_shape):
+    """Where the two networks coincide (y_t = h_t), our Jordan network computes nn.RNN."""
+    rnn = nn.RNN(4, 5, nonlinearity=nonlinearity, batch_first=batch_first, dtype=torch.float64)
+    net = jordan_with_elman_weights(rnn, batch_first)
+    x = torch.randn(*input_shape, dtype=torch.float64)
+    h_0 = torch.randn(*h_0_shape, dtype=torch.float64)
+    with torch.no_grad():
+        expected, got = rnn(x, h_0), net(x, h_0)
+    for want, have in zip(expected, got):
+        torch.testing.assert_close(have, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_jordan_reference_is_an_rnn_cell_over_the_input_and_the_last_output(bias):
+    """In general (O != H) each step is nn.RNNCell on [x_t, y_(t-1)] with no recurrent weight,
+    then the nn.Linear readout: torch.nn step by step against our recurrence."""
+    H_in, H, out_size, L, N = 3, 5, 2, 6, 4
+    net = JordanNet(H_in, H, out_size, nonlinearity="tanh", bias=bias)
+    cell = nn.RNNCell(H_in + out_size, H, bias=bias, dtype=torch.float64)
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.cat([net.weight_ih, net.weight_yh], dim=1))  # (H, H_in + O)
+        cell.weight_hh.zero_()                                                 # no h_(t-1) -> h_t
+        if bias:
+            cell.bias_ih.copy_(net.bias_ih)
+            cell.bias_hh.copy_(net.bias_yh)
+        x, y = torch.randn(L, N, H_in, dtype=torch.float64), torch.randn(N, out_size, dtype=torch.float64)
+        output, y_n = net(x, y.unsqueeze(0))
+        expected = []
+        for x_t in x:
+            y = net.readout(cell(torch.cat([x_t, y], dim=1), torch.zeros(N, H, dtype=torch.float64)))
+            expected.append(y)
+    torch.testing.assert_close(output, torch.stack(expected), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y_n[0], expected[-1], rtol=1e-12, atol=1e-12)
+
+
+def test_jordan_reference_draws_nn_rnns_initialisation():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = JordanNet(3, 400, 200)  # every parameter has >= 200 entries: its max nears the bound
+    bound = 1 / math.sqrt(400)
+    largest = {name: p.abs().max().item() for name, p in net.named_parameters()}
+    assert set(largest) == {"weight_ih", "weight_yh", "bias_ih", "bias_yh", "readout.weight", "readout.bias"}
+    assert all(0.95 * bound < v <= bound for v in largest.values()), largest
+
+
+def test_jordan_feedback_is_checked_where_it_differs_from_elman():
+    """Feeding back h is named only where it can run (O == H), and there it is wrong."""
+    case = check_jordan_rnn.make_cases()[0]
+    assert case.config["output_size"] == case.config["hidden_size"]
+    assert not torch.allclose(check_jordan_rnn.run_reference(case, "elman")["output"],
+                              check_jordan_rnn.run_reference(case)["output"])
 
 
 def test_reference_really_is_torch_nn():
@@ -191,11 +272,20 @@ def test_answers_that_call_torch_nn_are_rejected(check, wrapper):
     nn.RNN(2, 3)(torch.randn(4, 1, 2))
 
 
-def test_module_subclassing_nn_rnn_is_rejected():
-    class Wrapped(nn.RNN):
-        pass
-    with pytest.raises(CheckFailure, match="not written by hand"):
-        check_my_rnn(Wrapped, quiet=True)
+def test_jordan_built_on_nn_rnn_cell_is_rejected():
+    class CellJordan(nn.Module):
+        def __init__(self, input_size, hidden_size, output_size, nonlinearity="tanh", bias=True,
+                     batch_first=False):
+            super().__init__()
+            self.cell = nn.RNNCell(input_size + output_size, hidden_size, bias=bias,
+                                   nonlinearity=nonlinearity)
+            self.readout = nn.Linear(hidden_size, output_size, bias=bias)
+
+        def forward(self, input, y_0=None):
+            y = input.new_zeros(input.shape[1], self.readout.out_features)
+            return self.readout(self.cell(torch.cat([input[0], y], dim=1))), y
+    with pytest.raises(CheckFailure, match="not written by hand|no parameter named"):
+        check_jordan_rnn(CellJordan, quiet=True)
 
 
 def _cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity):

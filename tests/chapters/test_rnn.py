@@ -11,11 +11,10 @@ import math
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnn_by_hand import CHECKS, CheckFailure
 from rnn_by_hand.checking import ForbiddenCall
-from rnn_by_hand.chapters.rnn import (check_birnn_forward, check_last_valid_output, check_rnn_init_bound,
+from rnn_by_hand.chapters.rnn import (check_birnn_forward, check_mean_valid_output, check_rnn_init_bound,
                                       check_rnn_shapes)
 from rnn_by_hand.chapters.rnn.checks import NoForwardRNN
 from rnn_by_hand.chapters.rnn.models import by_hand
@@ -24,7 +23,7 @@ from conftest import REPO
 from mutants import mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "03-rnn" / "rnn.ipynb"
-ALL = (check_rnn_shapes, check_rnn_init_bound, check_birnn_forward, check_last_valid_output)
+ALL = (check_rnn_shapes, check_rnn_init_bound, check_birnn_forward, check_mean_valid_output)
 
 
 @pytest.fixture(scope="module")
@@ -135,21 +134,34 @@ MUTANTS = {
                                                       "    copy.load_state_dict(rnn.state_dict())\n"
                                                       "    return copy(input, h_0)\n",
                                                       "calls torch's built-in rnn_"),
-    # last_valid_output
-    "last: output[-1] of the padded batch": (check_last_valid_output, "last_valid_output",
-                                             "return output[rows, last]", "return output[rows, -1]",
-                                             "last time step of the padded batch"),
-    "last: first step": (check_last_valid_output, "last_valid_output", "return output[rows, last]",
-                         "return output[rows, 0]", "first time step"),
-    "last: length instead of last index": (check_last_valid_output, "last_valid_output", ".long() - 1", ".long()",
-                                           "its last valid step at index n - 1"),
-    "last: rows in sorted order": (check_last_valid_output, "last_valid_output", "return output[rows, last]",
-                                   "return output[rows, last][torch.sort(lengths, descending=True).indices]",
-                                   "sorted by length"),
-    "last: batch_first ignored": (check_last_valid_output, "last_valid_output",
+    # mean_valid_output
+    "mean: over every step, padding included": (check_mean_valid_output, "mean_valid_output",
+                                                "return total / lengths[:, None].to(output.dtype)",
+                                                "return output.mean(dim=1)", "padding included"),
+    "mean: sum, not mean": (check_mean_valid_output, "mean_valid_output",
+                            "return total / lengths[:, None].to(output.dtype)", "return total",
+                            "the mean divides it by lengths[n]"),
+    "mean: divided by L_max": (check_mean_valid_output, "mean_valid_output",
+                               "return total / lengths[:, None].to(output.dtype)",
+                               "return total / output.shape[1]", "divided by the padded length L_max"),
+    "mean: one padding step included": (check_mean_valid_output, "mean_valid_output",
+                                        "valid = steps < lengths[:, None]", "valid = steps <= lengths[:, None]",
+                                        "the first padding step"),
+    "mean: last valid step instead": (check_mean_valid_output, "mean_valid_output",
+                                      "return total / lengths[:, None].to(output.dtype)",
+                                      "return output[torch.arange(output.shape[0]), lengths - 1]",
+                                      "asks for the mean over all its valid steps"),
+    "mean: rows in sorted order": (check_mean_valid_output, "mean_valid_output",
+                                   "return total / lengths[:, None].to(output.dtype)",
+                                   "return (total / lengths[:, None].to(output.dtype))"
+                                   "[torch.sort(lengths, descending=True).indices]", "sorted by length"),
+    "mean: batch_first ignored": (check_mean_valid_output, "mean_valid_output",
                                   "    if not batch_first:\n        output = output.transpose(0, 1)",
                                   "    if True:\n        output = output.transpose(0, 1)",
-                                  "with batch_first=True output is (N, L, *)"),
+                                  "with batch_first=True output is (N, L, F)"),
+    "mean: mask without a feature dimension": (check_mean_valid_output, "mean_valid_output",
+                                               "valid.unsqueeze(-1).to(output.dtype)", "valid.to(output.dtype)",
+                                               "needs a last dimension of size 1"),
 }
 
 
@@ -311,32 +323,32 @@ def test_student_exceptions_become_feedback_not_tracebacks():
     assert "return input @ rnn.weight_ih_l0" in message and failure.value.__cause__ is None
 
 
-def test_last_valid_output_premise_padded_and_packed_agree():
-    """The two ways a case makes `output` agree on every valid step, and packed h_n is the last one."""
+def test_mean_valid_output_premise_padding_never_counts():
+    """Each case's output agrees with each sequence run alone on its real steps, and its padding
+    is not: so an answer must leave the padding out, and the reference is that mean."""
     for hidden in (False, True):
-        for case in check_last_valid_output.make_cases(hidden=hidden):
+        for case in check_mean_valid_output.make_cases(hidden=hidden):
             config, t = case.config, case.tensors
+            assert config["source"] == "packed" or not config["bidirectional"], "padded runs: one direction"
             rnn = nn.RNN(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
-                         batch_first=config["batch_first"], dtype=torch.float64)
-            rnn.load_state_dict(state_of(case.tensors))
-            packed = pack_padded_sequence(t["input"], t["lengths"], batch_first=config["batch_first"],
-                                          enforce_sorted=False)
-            with torch.no_grad():
-                packed_output, h_n = rnn(packed)
-            padded, _ = pad_packed_sequence(packed_output, batch_first=config["batch_first"])
-            output = t["output"] if not config["batch_first"] else t["output"].transpose(0, 1)
-            padded = padded if not config["batch_first"] else padded.transpose(0, 1)
+                         bidirectional=config["bidirectional"], dtype=torch.float64)
+            rnn.load_state_dict(state_of(t))
+            x = t["input"].transpose(0, 1) if config["batch_first"] else t["input"]
+            output = t["output"].transpose(0, 1) if config["batch_first"] else t["output"]
             lengths = t["lengths"]
             assert sorted(lengths.tolist(), reverse=True) != lengths.tolist() or len(lengths) == 1
+            expected = check_mean_valid_output.run_reference(case)["mean"]
             for n, length in enumerate(lengths.tolist()):
-                torch.testing.assert_close(output[:length, n], padded[:length, n])
-                torch.testing.assert_close(output[length - 1, n], h_n[-1, n])
-            assert not torch.allclose(output[-1], h_n[-1]), "output[-1] must be wrong in every case"
+                with torch.no_grad():
+                    alone, _ = rnn(x[:length, n])                    # (length, D * H)
+                torch.testing.assert_close(output[:length, n], alone)
+                torch.testing.assert_close(expected[n], alone.mean(dim=0))
+            assert not torch.allclose(output.mean(dim=0), expected), "padding must change a plain mean"
 
 
 def test_registry_lists_every_chapter_three_check():
     assert {"03-rnn/rnn_shapes", "03-rnn/rnn_init_bound", "03-rnn/birnn_forward",
-            "03-rnn/last_valid_output"} <= set(CHECKS)
+            "03-rnn/mean_valid_output"} <= set(CHECKS)
 
 
 def test_reference_really_is_torch_nn():

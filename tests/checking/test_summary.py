@@ -32,7 +32,7 @@ def test_the_summary_says_what_passes_and_what_is_next(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["FAIL", "rnn_forward"] and "not implemented yet" in lines[0]
     assert lines[1].split() == ["ok", "rnn_step"]
-    assert lines[2].split()[:2] == ["FAIL", "MyRNN"] and "not defined" in lines[2]
+    assert lines[2].split()[:2] == ["FAIL", "JordanRNN"] and "not defined" in lines[2]
     assert lines[3] == "1 of 3 pass; next: rnn_forward"
     assert all(len(line) <= SHORT_LINE for line in lines)
 
@@ -46,7 +46,7 @@ def test_a_wrong_answer_is_named_with_the_first_line_of_its_verdict(capsys):
 
 
 def test_every_exercise_done():
-    lines = summary_lines("01-recurrence", [("rnn_step", ""), ("rnn_forward", ""), ("MyRNN", "")])
+    lines = summary_lines("01-recurrence", [("rnn_step", ""), ("rnn_forward", ""), ("JordanRNN", "")])
     assert lines[-1] == "3 of 3 pass: every exercise of 01-recurrence is done"
     assert lines[0].split() == ["ok", "rnn_step"]
 

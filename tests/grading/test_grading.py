@@ -83,7 +83,7 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
         "tampers-with-references": (with_cell(answered("rnn_step"),
                                               "import rnn_by_hand.chapters.recurrence as r\n"
                                               "r.RnnForwardCheck.run_reference = lambda self, case: {}\n"
-                                              "r.MyRnnCheck.run_student = lambda self, s, case: self.run_reference(case)"),
+                                              "r.JordanRnnCheck.run_student = lambda self, s, case: self.run_reference(case)"),
                                     2.0, ""),
         # Reading the solutions would give full marks; hidden from the child, it gives none.
         "reads-instructor-files": (with_cell(RELEASE, steal(SOLUTIONS / ASSIGNMENT / "recurrence.ipynb"),
@@ -91,13 +91,13 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
         "writes-gradebook": (with_cell(answered(), "import os\ntry:\n"
                                                    "    open(os.environ['GRADEBOOK'], 'a').write('hacked')\n"
                                                    "except OSError:\n    pass"), FULL, ""),
-        "deletes-test-cells": (without(without(answered(), "test_rnn_step"), "test_MyRNN"), FULL,
+        "deletes-test-cells": (without(without(answered(), "test_rnn_step"), "test_JordanRNN"), FULL,
                                "restored deleted cell 'test_rnn_step'"),
         "edits-test-cells": (edited(RELEASE, "test_rnn_step", source="pass  # all good"), 0.0,
                              "restored edited read-only cell 'test_rnn_step'"),
         "duplicates-cells": (duplicated(duplicated(answered(), "test_rnn_forward"), "rnn_step"), FULL,
                              "removed a duplicate of cell 'test_rnn_forward'"),
-        "retypes-cells": (edited(edited(answered(), "test_MyRNN", cell_type="markdown"), "rnn_step",
+        "retypes-cells": (edited(edited(answered(), "test_JordanRNN", cell_type="markdown"), "rnn_step",
                                  cell_type="markdown"), FULL, "changed answer cell 'rnn_step' back"),
         # A cell that never ends costs only itself: it is stopped at its own limit.
         "infinite-loop": (with_cell(answered(), "while True:\n    pass", at=len(RELEASE["cells"])), FULL,
@@ -118,8 +118,9 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
         "times-its-answers": (timed(answered()), FULL, ""),
         "answers-in-a-copy": (answered_in_copies(), FULL, "kept a copy of answer cell"),
         "stores-big-outputs": (with_big_output(answered()), FULL, ""),
-        "calls-torch-nn": (with_cell(answered("rnn_step", "MyRNN"), RNN_BY_NN, at=cell_index(RELEASE, "rnn_forward") + 1),
-                           2.0, "not written by hand"),  # MyRNN reuses that rnn_forward: lost too
+        "calls-torch-nn": (with_cell(answered("rnn_step", "JordanRNN"), RNN_BY_NN,
+                                     at=cell_index(RELEASE, "rnn_forward") + 1),
+                           5.0, "not written by hand"),  # rnn_forward's 3 points lost, the others kept
     }
     return {k: v for k, v in students.items() if ROOT or k not in NEEDS_ROOT}
 

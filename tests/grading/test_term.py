@@ -140,7 +140,7 @@ def test_a_gradescope_bundle_grades_as_the_class_grader_does(tmp_path):
         assert graded.returncode == 0, graded.stderr
         data = json.loads(results.read_text())
         assert data["score"] == score
-        assert [t["name"] for t in data["tests"]] == ["test_rnn_step", "test_rnn_forward", "test_MyRNN"]
+        assert [t["name"] for t in data["tests"]] == ["test_rnn_step", "test_rnn_forward", "test_JordanRNN"]
         assert sum(t["max_score"] for t in data["tests"]) == 8.0
         assert all(t["visibility"] == "visible" and t["output"] for t in data["tests"])
 

@@ -1,7 +1,7 @@
 """Chapter 3, nn.RNN in depth: its shapes, its initialisation, a bidirectional stack by hand,
-and the last valid step of a padded batch. checks.py holds the checks; models.py the
+and the mean over the valid steps of a padded batch. checks.py holds the checks; models.py the
 wrong models that name a student's mistake in a hint."""
-from .checks import check_birnn_forward, check_last_valid_output, check_rnn_init_bound, check_rnn_shapes
+from .checks import check_birnn_forward, check_mean_valid_output, check_rnn_init_bound, check_rnn_shapes
 
 ASSIGNMENT = "03-rnn"
-__all__ = ["check_birnn_forward", "check_last_valid_output", "check_rnn_init_bound", "check_rnn_shapes"]
+__all__ = ["check_birnn_forward", "check_mean_valid_output", "check_rnn_init_bound", "check_rnn_shapes"]

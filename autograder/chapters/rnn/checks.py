@@ -3,7 +3,7 @@
     rnn_shapes(input_shape, input_size, hidden_size, ...)  vs the shapes a real nn.RNN returns
     rnn_init_bound(input_size, hidden_size)                vs a real nn.RNN's parameters and 1/sqrt(H)
     birnn_forward(rnn, input, h_0)                         vs nn.RNN(num_layers=2, bidirectional=True) ...
-    last_valid_output(output, lengths, batch_first)        vs h_n of a packed run
+    mean_valid_output(output, lengths, batch_first)        vs nn.RNN on each sequence alone
 
 Every reference is computed from torch.nn when the check runs. The module handed
 to birnn_forward refuses to run its own forward, and the fused kernels behind
@@ -26,7 +26,7 @@ from ...checking import (Case, Check, CheckFailure, ForbiddenCall, call_student,
                          state_of, unpack_pair, with_state)
 from ...checking.compare import compare_tensor, first_matching_mistake, shape_str, type_name
 from ...common import DTYPE, RNN_KERNELS, layouts, make_sequence
-from .models import BIRNN_MISTAKES, by_hand, gather_mistakes, init_mistakes, shape_mistakes
+from .models import BIRNN_MISTAKES, by_hand, init_mistakes, mean_mistakes, shape_mistakes
 
 # nn.RNN's constructor arguments, in its own order.
 RNN_ARGS = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
@@ -380,7 +380,7 @@ class BirnnForwardCheck(Check):
         return text
 
 
-# -- last_valid_output -----------------------------------------------------------------
+# -- mean_valid_output -----------------------------------------------------------------
 
 def unsorted_lengths(L: int, N: int) -> torch.Tensor:
     """N lengths in 1..L, not sorted, with at least one of length L and (N > 1) one of length 1."""
@@ -400,42 +400,47 @@ def padded_batch(config: dict, lengths: torch.Tensor) -> torch.Tensor:
     return pad_sequence(sequences, batch_first=config["batch_first"])  # (L, N, H_in) or (N, L, H_in)
 
 
-class LastValidOutputCheck(Check):
-    name = "03-rnn/last_valid_output"
-    student_name = "last_valid_output"
-    reference_name = "h_n of torch.nn.RNN run on the packed batch"
+class MeanValidOutputCheck(Check):
+    name = "03-rnn/mean_valid_output"
+    student_name = "mean_valid_output"
+    reference_name = "the mean of torch.nn.RNN's output over each sequence run alone"
 
-    VISIBLE = [dict(L=6, N=4, input_size=3, hidden_size=5, num_layers=1, batch_first=False,
-                    source="packed", padding_value=0.0),
-               dict(L=5, N=3, input_size=2, hidden_size=4, num_layers=2, batch_first=True,
-                    source="padded", padding_value=0.0),
-               dict(L=7, N=5, input_size=4, hidden_size=3, num_layers=1, batch_first=True,
-                    source="packed", padding_value=-1.0)]
-    HIDDEN = [dict(L=8, N=6, input_size=3, hidden_size=4, num_layers=2, batch_first=False,
-                   source="padded", padding_value=0.0),
-              dict(L=4, N=2, input_size=5, hidden_size=6, num_layers=1, batch_first=True,
-                   source="packed", padding_value=0.0),
-              dict(L=9, N=3, input_size=2, hidden_size=3, num_layers=3, batch_first=False,
-                   source="packed", padding_value=0.5),
-              dict(L=5, N=7, input_size=3, hidden_size=5, num_layers=1, batch_first=True,
-                   source="padded", padding_value=0.0)]
+    # source "packed": output from pad_packed_sequence (padding_value after each end);
+    # "padded": a one-direction RNN that ran over the padding too (its real steps are right).
+    VISIBLE = [dict(L=6, N=4, input_size=3, hidden_size=5, num_layers=1, bidirectional=False,
+                    batch_first=False, source="packed", padding_value=0.0),
+               dict(L=5, N=3, input_size=2, hidden_size=4, num_layers=2, bidirectional=False,
+                    batch_first=True, source="padded", padding_value=0.0),
+               dict(L=7, N=5, input_size=4, hidden_size=3, num_layers=1, bidirectional=True,
+                    batch_first=True, source="packed", padding_value=-1.0),
+               dict(L=4, N=3, input_size=2, hidden_size=2, num_layers=2, bidirectional=True,
+                    batch_first=False, source="packed", padding_value=0.0)]
+    HIDDEN = [dict(L=8, N=6, input_size=3, hidden_size=4, num_layers=2, bidirectional=False,
+                   batch_first=False, source="padded", padding_value=0.0),
+              dict(L=4, N=2, input_size=5, hidden_size=6, num_layers=1, bidirectional=True,
+                   batch_first=True, source="packed", padding_value=0.0),
+              dict(L=9, N=3, input_size=2, hidden_size=3, num_layers=3, bidirectional=False,
+                   batch_first=False, source="packed", padding_value=0.5),
+              dict(L=5, N=7, input_size=3, hidden_size=5, num_layers=2, bidirectional=True,
+                   batch_first=False, source="packed", padding_value=2.0)]
 
     @staticmethod
     def reference_module(config: dict) -> nn.RNN:
         return nn.RNN(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
-                      batch_first=config["batch_first"], dtype=DTYPE)
+                      batch_first=config["batch_first"], bidirectional=config["bidirectional"],
+                      dtype=DTYPE)
 
     def make_case(self, config, seed):
         rnn = self.reference_module(config)
         lengths = unsorted_lengths(config["L"], config["N"])
         x = padded_batch(config, lengths)
         with torch.no_grad():
-            if config["source"] == "packed":  # zeros (or padding_value) after each sequence
+            if config["source"] == "packed":  # padding_value after each sequence
                 packed = pack_padded_sequence(x, lengths, batch_first=config["batch_first"],
                                               enforce_sorted=False)
                 output, _ = pad_packed_sequence(rnn(packed)[0], batch_first=config["batch_first"],
                                                 padding_value=config["padding_value"])
-            else:  # the RNN ran over the padding too: a plausible, common way to get output
+            else:  # ran over the padding: right on the real steps, states on the padding
                 output, _ = rnn(x)
         tensors = {"output": output, "lengths": lengths, "input": x} | with_state(rnn)
         label = describe_config(config) + f", lengths={lengths.tolist()}"
@@ -444,41 +449,54 @@ class LastValidOutputCheck(Check):
     def run_student(self, student, case):
         t = case.tensors
         try:
-            last = call_student(self.student_name, student, t["output"], t["lengths"],
+            mean = call_student(self.student_name, student, t["output"], t["lengths"],
                                 batch_first=case.config["batch_first"])
         except CheckFailure as failure:
             raise CheckFailure(self.explain_crash(case, str(failure))) from None
-        return {"last": last}
+        return {"mean": mean}
 
     @staticmethod
     def explain_crash(case: Case, message: str) -> str:
-        """Add the likely reason to an indexing error."""
-        if "out of bounds" in message:
-            message += ("\nHint: a sequence of length n has its last valid step at index n - 1 "
-                        "(time steps count from 0)")
-        elif case.config["batch_first"] and "IndexError" in message:
-            message += "\nHint: with batch_first=True output is (N, L, *), batch first"
+        """Add the likely reason to a broadcasting error."""
+        if "must match the size" in message or "broadcast" in message:
+            layout = ("with batch_first=True output is (N, L, F), the batch first"
+                      if case.config["batch_first"] else "output is (L, N, F), time first")
+            message += (f"\nHint: {layout}; a mask of the real steps needs a last dimension of "
+                        "size 1 to multiply it")
         return message
 
     def run_reference(self, case):
         rnn = loaded(self.reference_module(case.config), case)
-        packed = pack_padded_sequence(case.tensors["input"], case.tensors["lengths"],
-                                      batch_first=case.config["batch_first"], enforce_sorted=False)
-        with torch.no_grad():
-            _, h_n = rnn(packed)  # the packed run stops each sequence at its own length
-        return {"last": h_n[-1]}  # (N, H): the top layer, the one output holds
+        x, lengths = case.tensors["input"], case.tensors["lengths"]
+        x = x.transpose(0, 1) if case.config["batch_first"] else x           # (L, N, H_in)
+        with torch.no_grad():  # each sequence alone, unbatched: (L_n, D * H), no padding at all
+            means = [rnn(x[:int(n), i])[0].mean(dim=0) for i, n in enumerate(lengths)]
+        return {"mean": torch.stack(means)}                                   # (N, D * H)
 
     def compare(self, case, expected, actual):
-        return compare_tensor("result", expected["last"], actual["last"], dims=("n", "h"),
-                              layout="(N, H): row n is sequence n's output at its last valid step",
-                              rtol=self.rtol, atol=self.atol)
+        got, want = actual["mean"], expected["mean"]
+        if isinstance(got, torch.Tensor) and got.shape != want.shape:
+            text = f"result has shape {shape_str(got.shape)}, expected {shape_str(want.shape)} (N, F)"
+            L = case.config["L"]
+            if case.config["batch_first"] and tuple(got.shape) == (L, want.shape[1]):
+                text += ": with batch_first=True output is (N, L, F); you averaged over the batch"
+            elif got.dim() == 3:
+                text += ": average over the time dimension, one row per sequence"
+            return [text]
+        return compare_tensor("result", want, got, dims=("n", "h"),
+                              layout="(N, F): row n is the mean of sequence n's output over its "
+                                     "real steps", rtol=self.rtol, atol=self.atol)
 
     def hint(self, case, actual):
-        found = gather_mistakes(case.config, case.tensors["output"], case.tensors["lengths"])
+        found = mean_mistakes(case.config, case.tensors["output"], case.tensors["lengths"])
         return first_matching_mistake(case, self.run_reference(case), actual, found)
+
+    def ok_message(self, count):
+        return (f"OK: {self.student_name} matches nn.RNN's mean over each sequence run alone on "
+                f"{count} cases (float64, rtol={self.rtol:g}, atol={self.atol:g}).")
 
 
 check_rnn_shapes = RnnShapesCheck()
 check_rnn_init_bound = RnnInitBoundCheck()
 check_birnn_forward = BirnnForwardCheck()
-check_last_valid_output = LastValidOutputCheck()
+check_mean_valid_output = MeanValidOutputCheck()

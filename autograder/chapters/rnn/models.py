@@ -134,23 +134,28 @@ BIRNN_MISTAKES = [
 ]
 
 
-def gather_mistakes(config: dict, output: torch.Tensor, lengths: torch.Tensor) -> list[tuple[str, dict]]:
-    """(description, {'last': rows}) for the classic ways of reading a padded batch."""
-    tm = output if not config["batch_first"] else output.transpose(0, 1)  # (L, N, H)
-    rows = torch.arange(tm.shape[1])
-    correct = tm[lengths - 1, rows]
-    where = "output[:, -1]" if config["batch_first"] else "output[-1]"
-    found = [(f"your rows are the last time step of the padded batch, {where}: for every sequence "
-              "shorter than the longest that step is padding (zeros after pad_packed_sequence, or the "
-              "state after reading padding). Take each sequence's step lengths[n] - 1", {"last": tm[-1]}),
-             ("your rows are the first time step; the last valid step of sequence n is lengths[n] - 1",
-              {"last": tm[0]}),
-             ("your rows are one step too early: sequence n's last valid step is lengths[n] - 1",
-              {"last": tm[lengths - 2, rows]}),
+def mean_mistakes(config: dict, output: torch.Tensor, lengths: torch.Tensor) -> list[tuple[str, dict]]:
+    """(description, {'mean': rows}) for the classic ways of pooling a padded batch over time."""
+    tm = output if not config["batch_first"] else output.transpose(0, 1)  # (L, N, F)
+    L, N = tm.shape[:2]
+    steps = torch.arange(L)[:, None]                                      # (L, 1)
+    count = lengths.to(tm.dtype)[:, None]                                 # (N, 1)
+
+    def masked_sum(valid):  # valid (L, N): the steps summed
+        return (tm * valid.unsqueeze(-1).to(tm.dtype)).sum(dim=0)         # (N, F)
+
+    total = masked_sum(steps < lengths)
+    rows = torch.arange(N)
+    found = [("your rows are the mean over all L_max time steps, padding included: average each "
+              "sequence over its own lengths[n] real steps only", {"mean": tm.mean(dim=0)}),
+             ("your rows are the sum over the real steps; the mean divides it by lengths[n]",
+              {"mean": total}),
+             ("you summed the real steps but divided by the padded length L_max; divide by "
+              "lengths[n], the number of steps you summed", {"mean": total / L}),
+             ("your rows include step lengths[n], the first padding step: the real steps of "
+              "sequence n are 0 .. lengths[n] - 1", {"mean": masked_sum(steps <= lengths) / count}),
+             ("your rows are each sequence's last valid step, output at lengths[n] - 1; this "
+              "exercise asks for the mean over all its valid steps", {"mean": tm[lengths - 1, rows]}),
              ("your rows are sorted by length; return them in the batch's own order (row n for "
-              "sequence n), as h_n of a packed run does",
-              {"last": correct[torch.sort(lengths, descending=True).indices]})]  # packing's order
-    if config["batch_first"] and int(lengths.max()) <= output.shape[0] and tm.shape[1] <= output.shape[1]:
-        found.append(("with batch_first=True output is (N, L, H): you indexed it as if it were "
-                      "time-major (L, N, H)", {"last": output[lengths - 1, rows]}))
+              "sequence n)", {"mean": (total / count)[torch.sort(lengths, descending=True).indices]})]
     return found
