@@ -6,21 +6,22 @@ a correct answer. A check that accepts any of them is a bug.
 """
 from __future__ import annotations
 
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
-from rnn_by_hand.chapters.gru import (check_bigru_forward, check_cho_gru_step, check_count_parameters,
-                                      check_gru_forward)
-from rnn_by_hand.chapters.gru.models import BIGRU_MISTAKES, bigru_layer, cho_gru_cell, count_formula, gru_cell, gru_stack
+from rnn_by_hand.chapters.gru import (check_bigru_forward, check_count_parameters, check_gru_forward,
+                                      check_keras_gru_to_pytorch)
+from rnn_by_hand.chapters.gru.models import BIGRU_MISTAKES, bigru_layer, count_formula, gru_stack, keras_gru_layer
 from rnn_by_hand.checking import state_of
 from conftest import REPO
 from mutants import mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "06-gru" / "gru.ipynb"
-ALL_CHECKS = (check_gru_forward, check_bigru_forward, check_cho_gru_step, check_count_parameters)
+ALL_CHECKS = (check_gru_forward, check_bigru_forward, check_keras_gru_to_pytorch, check_count_parameters)
 DTYPE = torch.float64
 
 
@@ -44,7 +45,7 @@ def test_cases_cover_what_the_exercises_promise():
         assert any(c["proj_size"] for c in counts) and any(not c["bias"] for c in counts)
         assert any(c["bidirectional"] and c["num_layers"] > 1 for c in counts)
         assert all(c["mode"] == "LSTM" for c in counts if c["proj_size"])
-    assert {c["bias"] for c in (c.config for c in check_cho_gru_step.make_cases())} == {True, False}
+    assert {c["bias"] for c in (c.config for c in check_keras_gru_to_pytorch.make_cases())} == {True, False}
 
 
 # Each mutant: (check, cell, source text, replacement, words the feedback must contain)
@@ -52,8 +53,6 @@ PAPER = "as Cho et al. (2014) write it"
 SWAPPED_Z = "h_t = z * n + (1 - z) * h_prev"
 OUTSIDE = "r * (W_hn h) + b_hn"
 FORWARD_CHUNKS = "gi_r, gi_z, gi_n = gi[t].chunk(3, dim=-1)     # (N, H) each, order r, z, n\n            gh_r, gh_z, gh_n"
-CHO_CHUNKS = ("gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)                # (N, H) each, order r, z, n\n"
-              "    gh_r, gh_z = ")
 MUTANTS = {
     # gru_forward: the step's mistakes, and the wiring of the layers
     "forward: paper's form": (check_gru_forward, "gru_forward", "n = torch.tanh(gi_n + r * gh_n)",
@@ -125,20 +124,34 @@ MUTANTS = {
                                    "out_f", "concatenates the forward and backward states along its last"),
     "bi: batch_first output left time-major": (check_bigru_forward, "bigru_forward",
                                                "output = output.transpose(0, 1)", "pass", "because batch_first=True"),
-    # cho_gru_step
-    "cho: PyTorch's form": (check_cho_gru_step, "cho_gru_step", "(r * h_prev) @ weight_hh[2 * H:].T",
-                            "r * (h_prev @ weight_hh[2 * H:].T)", "matches PyTorch's form"),
-    "cho: z and 1 - z swapped": (check_cho_gru_step, "cho_gru_step", "return (1 - z) * n + z * h_prev",
-                                 "return z * n + (1 - z) * h_prev", SWAPPED_Z),
-    "cho: gate order z, r, n": (check_cho_gru_step, "cho_gru_step", CHO_CHUNKS,
-                                CHO_CHUNKS.replace("gi_r, gi_z", "gi_z, gi_r").replace("gh_r, gh_z", "gh_z, gh_r"),
-                                "reading the three stacked blocks as z, r, n"),
-    "cho: no bias": (check_cho_gru_step, "cho_gru_step", "gi = gi + bias", "gi = gi", "leaving out the bias"),
-    "cho: b_n inside the reset gate": (check_cho_gru_step, "cho_gru_step",
-                                       "n = torch.tanh(gi_n + (r * h_prev) @ weight_hh[2 * H:].T)",
-                                       "b_n = 0 if bias is None else bias[2 * H:]\n"
-                                       "    n = torch.tanh(gi_n - b_n + r * (h_prev @ weight_hh[2 * H:].T + b_n))",
-                                       "r * (W_hn h + b_n)"),
+    # keras_gru_to_pytorch
+    "keras: z and r not reordered": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch", "return torch.cat([r, z, h])",
+                                     "return torch.cat([z, r, h])", "hold kernel's z block"),
+    "keras: 1 - z": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch", "return torch.cat([r, z, h])",
+                     "return torch.cat([r, -z, h])", "as if Keras's z were PyTorch's 1 - z"),
+    "keras: kernel not transposed": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch", "reorder(kernel.T),",
+                                     "reorder(kernel.T).T,", "so transpose them"),
+    "keras: recurrent kernel split untransposed": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch",
+                                                   "reorder(recurrent_kernel.T)}", "reorder(recurrent_kernel)}",
+                                                   "transpose it to (3H, rows) before splitting"),
+    "keras: biases merged": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch",
+                             'state["bias_ih_l0"] = reorder(bias[0])              # (3H,): the input bias\n'
+                             '        state["bias_hh_l0"] = reorder(bias[1])',
+                             'state["bias_ih_l0"] = reorder(bias[0] + bias[1])\n'
+                             '        state["bias_hh_l0"] = torch.zeros_like(bias[1])',
+                             "in the new gate r multiplies the recurrent bias"),
+    "keras: biases swapped": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch",
+                              'state["bias_ih_l0"] = reorder(bias[0])              # (3H,): the input bias\n'
+                              '        state["bias_hh_l0"] = reorder(bias[1])',
+                              'state["bias_ih_l0"] = reorder(bias[1])\n'
+                              '        state["bias_hh_l0"] = reorder(bias[0])',
+                              "your two biases are swapped"),
+    "keras: biases not reordered": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch",
+                                    'state["bias_ih_l0"] = reorder(bias[0])', 'state["bias_ih_l0"] = bias[0]',
+                                    "the biases need their blocks reordered"),
+    "keras: bias as one tensor": (check_keras_gru_to_pytorch, "keras_gru_to_pytorch",
+                                  'state["bias_ih_l0"] = reorder(bias[0])', 'state["bias_ih_l0"] = bias',
+                                  "bias[0] is Keras's input bias (bias_ih_l0)"),
     # count_parameters
     "count: one bias": (check_count_parameters, "count_parameters", "per_direction += 2 * blocks * hidden_size",
                         "per_direction += blocks * hidden_size", "a single bias vector"),
@@ -239,9 +252,13 @@ def test_wrong_return_values_get_clear_messages(solution, result, words):
 
 
 @pytest.mark.parametrize("check, student, words", [
-    (check_cho_gru_step, lambda *args: (args[1], args[1]), "h_t should be a torch.Tensor, got a tuple of 2"),
+    (check_keras_gru_to_pytorch, lambda *args: [args[0]], "should return a dict with the keys weight_ih_l0"),
     (check_bigru_forward, lambda *args, **kwargs: args[0], "should return a tuple (output, h_n), got a Tensor"),
-    (check_cho_gru_step, lambda x_t, h, *rest: h[..., :1], "h_t has shape (3, 1), expected (3, 5)"),
+    (check_keras_gru_to_pytorch, lambda kernel, recurrent_kernel, bias: {"weight_ih_l0": kernel.T},
+     "the dict has no key 'weight_hh_l0'"),
+    (check_keras_gru_to_pytorch, lambda kernel, recurrent_kernel, bias: {
+        "weight_ih_l0": kernel.T, "weight_hh_l0": recurrent_kernel.T, "bias_ih_l0": None, "bias_hh_l0": None},
+     "bias_ih_l0 should be a torch.Tensor, got None"),
     (check_count_parameters, lambda *args, **kwargs: "72", "should return an int, got a str"),
     (check_count_parameters, lambda *args, **kwargs: torch.tensor(81), None),  # an integer tensor is an int
     (check_count_parameters, lambda *args, **kwargs: True, "should return an int, got a bool"),
@@ -255,27 +272,63 @@ def test_malformed_answers_get_clear_messages(check, student, words):
         assert "case 2 of 24" in str(failure.value) and "the count is 81" in str(failure.value)
 
 
+def _batches_only(solution):
+    def gru_forward(input, h_0, params, num_layers, batch_first=False):
+        if input.dim() == 2:
+            raise ValueError("only batches")
+        return solution["gru_forward"](input, h_0, params, num_layers, batch_first)
+    return gru_forward
+
+
+def _time_major_only(solution):
+    def bigru_forward(input, h_0, params, batch_first=False):
+        return solution["bigru_forward"](input, h_0, params)  # batch_first ignored
+    return bigru_forward
+
+
+def _biases_merged(solution):
+    def keras_gru_to_pytorch(kernel, recurrent_kernel, bias=None):
+        merged = None if bias is None else torch.stack([bias[0] + bias[1], torch.zeros_like(bias[1])])
+        return solution["keras_gru_to_pytorch"](kernel, recurrent_kernel, merged)
+    return keras_gru_to_pytorch
+
+
+@pytest.mark.parametrize("check, wrong, share, missing", [
+    (check_gru_forward, _batches_only, "3 of 4", "unbatched input"),
+    (check_bigru_forward, _time_major_only, "2 of 3", "batch_first"),
+    (check_keras_gru_to_pytorch, _biases_merged, "1 of 2", "with bias"),
+])
+def test_an_answer_failing_one_part_earns_the_others(solution, check, wrong, share, missing):
+    """Each part of the exercise is earned on its own: one missing feature costs its share only."""
+    for hidden in (False, True):
+        with pytest.raises(CheckFailure) as failure:
+            check(wrong(solution), hidden=hidden, quiet=True)
+        message = str(failure.value)
+        assert f"Partial credit: {share} parts pass" in message, message
+        assert message.endswith(f"still to do: {missing}."), message
+
+
 def test_student_exceptions_become_feedback_not_tracebacks():
     def not_done(*args, **kwargs):
         raise NotImplementedError()
 
-    def crashes(x_t, h_prev, weight_ih, *rest):
-        return x_t @ weight_ih  # wrong orientation: a shape error inside torch
+    def crashes(kernel, recurrent_kernel, bias):
+        return {"weight_ih_l0": kernel @ recurrent_kernel}  # a shape error inside torch
     for check in ALL_CHECKS:
         with pytest.raises(CheckFailure, match="not implemented yet"):
             check(not_done)
     with pytest.raises(CheckFailure) as failure:
-        check_cho_gru_step(crashes)
+        check_keras_gru_to_pytorch(crashes)
     message = str(failure.value)
-    assert message.startswith("cho_gru_step raised RuntimeError: ")
-    assert "return x_t @ weight_ih" in message and failure.value.__cause__ is None
+    assert message.startswith("keras_gru_to_pytorch raised RuntimeError: ")
+    assert "kernel @ recurrent_kernel" in message and failure.value.__cause__ is None
 
 
 def test_in_place_edits_are_reported(solution):
-    def edits_h_prev(x_t, h_prev, *weights):
-        h_t = solution["cho_gru_step"](x_t, h_prev, *weights)
-        h_prev.zero_()
-        return h_t
+    def edits_kernel(kernel, recurrent_kernel, bias):
+        state = solution["keras_gru_to_pytorch"](kernel, recurrent_kernel, bias)
+        kernel.zero_()
+        return state
 
     def edits_params(input, h_0, params, num_layers, batch_first=False):
         result = solution["gru_forward"](input, h_0, params, num_layers, batch_first)
@@ -287,7 +340,7 @@ def test_in_place_edits_are_reported(solution):
         params.pop("weight_hh_l0")
         return result
     with pytest.raises(CheckFailure, match="changed one of its input tensors in place"):
-        check_cho_gru_step(edits_h_prev)
+        check_keras_gru_to_pytorch(edits_kernel)
     with pytest.raises(CheckFailure, match=r"changed the params dict it was given \(weight_hh_l0\)"):
         check_gru_forward(edits_params)
     with pytest.raises(CheckFailure, match=r"changed the params dict it was given \(its keys\)"):
@@ -302,9 +355,10 @@ def test_in_place_edits_are_reported(solution):
 
 
 def test_registry_lists_every_chapter_six_check():
-    assert {f"06-gru/{name}" for name in ("gru_forward", "bigru_forward", "cho_gru_step", "count_parameters")} \
-        <= set(CHECKS)
-    assert "06-gru/gru_step" not in CHECKS  # the page shows it
+    assert {f"06-gru/{name}" for name in ("gru_forward", "bigru_forward", "keras_gru_to_pytorch",
+                                          "count_parameters")} <= set(CHECKS)
+    # the page shows both (cho_gru_step is the 'paper' branch of its gru_form)
+    assert not {"06-gru/gru_step", "06-gru/cho_gru_step"} & set(CHECKS)
 
 
 def test_reference_really_is_torch_nn():
@@ -345,48 +399,60 @@ def test_answers_that_call_torch_nn_are_rejected():
 
 # -- the autograder's own GRUs ----------------------------------------------------------
 
-def by_hand_cho(x, h, weight_ih, weight_hh, bias):
-    """Cho et al.'s step for one unbatched vector, unit by unit with Python sums."""
-    H, H_in = h.shape[0], x.shape[0]
-    W, U = weight_ih.tolist(), weight_hh.tolist()
-    x, h, b = x.tolist(), h.tolist(), bias.tolist()
-    sig = lambda a: 1 / (1 + torch.exp(-torch.tensor(a, dtype=DTYPE)).item())  # noqa: E731
-    r = [sig(sum(W[j][i] * x[i] for i in range(H_in)) + sum(U[j][i] * h[i] for i in range(H)) + b[j])
-         for j in range(H)]
-    z = [sig(sum(W[H + j][i] * x[i] for i in range(H_in)) + sum(U[H + j][i] * h[i] for i in range(H))
-             + b[H + j]) for j in range(H)]
-    reset = [r[i] * h[i] for i in range(H)]
-    n = [torch.tanh(torch.tensor(sum(W[2 * H + j][i] * x[i] for i in range(H_in))
-                                 + sum(U[2 * H + j][i] * reset[i] for i in range(H)) + b[2 * H + j],
-                                 dtype=DTYPE)).item() for j in range(H)]
-    return torch.tensor([(1 - z[j]) * n[j] + z[j] * h[j] for j in range(H)], dtype=DTYPE)
+def to_keras(gru: nn.GRU):
+    """An nn.GRU's weights in Keras's layout, moved by hand the other way round: columns z, r, h
+    (h is PyTorch's n), kernels used as x @ kernel, the two biases as the rows of one tensor."""
+    H = gru.hidden_size
+
+    def columns(stacked):  # PyTorch's r, z, n rows -> Keras's z, r, h
+        r, z, n = stacked.detach().split(H)
+        return torch.cat([z, r, n])
+    kernel, recurrent_kernel = columns(gru.weight_ih_l0).T, columns(gru.weight_hh_l0).T  # (H_in, 3H), (H, 3H)
+    bias = torch.stack([columns(gru.bias_ih_l0), columns(gru.bias_hh_l0)]) if gru.bias else None
+    return kernel, recurrent_kernel, bias
 
 
-def test_cho_reference_equals_a_hand_computation():
-    H_in, H = 3, 4
-    weight_ih, weight_hh = torch.randn(3 * H, H_in, dtype=DTYPE), torch.randn(3 * H, H, dtype=DTYPE)
-    bias = torch.randn(3 * H, dtype=DTYPE)
-    x, h = torch.randn(2, H_in, dtype=DTYPE), torch.randn(2, H, dtype=DTYPE)
-    batched = cho_gru_cell(x, h, weight_ih, weight_hh, bias)
-    for row in range(2):
-        expected = by_hand_cho(x[row], h[row], weight_ih, weight_hh, bias)
-        torch.testing.assert_close(batched[row], expected)
-        torch.testing.assert_close(cho_gru_cell(x[row], h[row], weight_ih, weight_hh, bias), expected)
-    without = cho_gru_cell(x, h, weight_ih, weight_hh)
-    torch.testing.assert_close(without[0], by_hand_cho(x[0], h[0], weight_ih, weight_hh, torch.zeros(3 * H)))
-
-
-def test_cho_reference_differs_from_nn_gru_and_agrees_where_it_must():
-    """The paper's form is another function; with r pinned at 1 the two forms coincide."""
-    cell = nn.GRUCell(3, 4, dtype=DTYPE)
-    x, h = torch.randn(5, 3, dtype=DTYPE), torch.randn(5, 4, dtype=DTYPE)
+@pytest.mark.parametrize("bias", [True, False])
+def test_keras_reference_is_nn_gru_in_another_layout(bias):
+    """The autograder's Keras GRU equals nn.GRU once the weights are moved, and not before; merging
+    its two biases is another function, because r multiplies the recurrent one."""
+    H_in, H, L, N = 3, 4, 5, 2
+    gru = nn.GRU(H_in, H, bias=bias, batch_first=True, dtype=DTYPE)
+    x, h_0 = torch.randn(N, L, H_in, dtype=DTYPE), torch.randn(1, N, H, dtype=DTYPE)
+    kernel, recurrent_kernel, b = to_keras(gru)
+    output, h_L = keras_gru_layer(x, h_0[0], kernel, recurrent_kernel, b)
     with torch.no_grad():
-        cell.bias_hh.zero_()  # one bias, on the input side, as in the paper's form
-        w = (cell.weight_ih.clone(), cell.weight_hh.clone(), cell.bias_ih.clone())
-        assert (cho_gru_cell(x, h, *w) - cell(x, h)).abs().max() > 1e-3
-        cell.bias_ih[:4] = 1e3  # r = sigmoid(huge) = 1: r * (W h) = W (r * h)
-        pinned = cell.bias_ih.clone()
-        torch.testing.assert_close(cho_gru_cell(x, h, w[0], w[1], pinned), cell(x, h))
+        ref_output, ref_h_n = gru(x, h_0)
+    torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(h_L, ref_h_n[0])
+    as_is = torch.stack([gru.bias_ih_l0.detach(), gru.bias_hh_l0.detach()]) if bias else None  # r, z, n read as z, r, h
+    unconverted, _ = keras_gru_layer(x, h_0[0], gru.weight_ih_l0.detach().T, gru.weight_hh_l0.detach().T, as_is)
+    assert (unconverted - ref_output).abs().max() > 1e-3
+    if bias:
+        merged = torch.stack([b[0] + b[1], torch.zeros_like(b[1])])
+        assert (keras_gru_layer(x, h_0[0], kernel, recurrent_kernel, merged)[0] - ref_output).abs().max() > 1e-3
+
+
+def test_keras_reference_equals_a_hand_computation():
+    """One unbatched step of the Keras GRU, unit by unit with Python sums and math."""
+    H_in, H = 2, 3
+    kernel, recurrent_kernel = torch.randn(H_in, 3 * H, dtype=DTYPE), torch.randn(H, 3 * H, dtype=DTYPE)
+    bias = torch.randn(2, 3 * H, dtype=DTYPE)
+    x, h = torch.randn(H_in, dtype=DTYPE), torch.randn(H, dtype=DTYPE)
+    _, h_1 = keras_gru_layer(x[None, None], h[None], kernel, recurrent_kernel, bias)
+    W, U, b, c = kernel.tolist(), recurrent_kernel.tolist(), bias[0].tolist(), bias[1].tolist()
+    xs, hs = x.tolist(), h.tolist()
+
+    def sig(a):
+        return 1 / (1 + math.exp(-a))
+
+    def side(weights, v, col):  # v @ weights[:, col]
+        return sum(v[k] * weights[k][col] for k in range(len(v)))
+    for u in range(H):  # columns: z at u, r at H + u, h at 2H + u
+        z = sig(side(W, xs, u) + b[u] + side(U, hs, u) + c[u])
+        r = sig(side(W, xs, H + u) + b[H + u] + side(U, hs, H + u) + c[H + u])
+        candidate = math.tanh(side(W, xs, 2 * H + u) + b[2 * H + u] + r * (side(U, hs, 2 * H + u) + c[2 * H + u]))
+        assert math.isclose(h_1[0, u].item(), z * hs[u] + (1 - z) * candidate, rel_tol=1e-12)
 
 
 def test_hint_gru_agrees_with_nn_gru_when_read_correctly():
@@ -398,10 +464,6 @@ def test_hint_gru_agrees_with_nn_gru_when_read_correctly():
     ref_output, ref_h_n = gru(x, h_0)
     torch.testing.assert_close(output, ref_output)
     torch.testing.assert_close(h_n, ref_h_n)
-    w = {k: params[k + "_l0"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-    one = {"weight_ih": w["weight_ih"], "weight_hh": w["weight_hh"], "bias_ih": w["bias_ih"], "bias_hh": None}
-    torch.testing.assert_close(gru_cell(x[0], h_0[0], one, reset="before"),
-                               cho_gru_cell(x[0], h_0[0], w["weight_ih"], w["weight_hh"], w["bias_ih"]))
 
 
 @pytest.mark.parametrize("mode", ["RNN", "GRU", "LSTM"])

@@ -14,15 +14,15 @@ from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
 from rnn_by_hand.checking import state_of
-from rnn_by_hand.chapters.lstm import (check_ifog_to_pytorch, check_lstm_forward, check_peephole_lstm_step,
-                                       check_set_chrono_bias, check_split_gates)
+from rnn_by_hand.chapters.lstm import (check_lstm_forward, check_peephole_lstm_step, check_set_chrono_bias,
+                                       check_split_gates, check_tf_lstm_to_pytorch)
 from rnn_by_hand.chapters.lstm.checks import blocks
-from rnn_by_hand.chapters.lstm.models import GATES, ifog_lstm, lstm_layer, peephole_cell, peephole_lstm_cell
+from rnn_by_hand.chapters.lstm.models import GATES, lstm_layer, peephole_cell, peephole_lstm_cell, tf_lstm_layer
 from conftest import REPO
 from mutants import mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "05-lstm" / "lstm.ipynb"
-ALL_CHECKS = (check_split_gates, check_lstm_forward, check_peephole_lstm_step, check_ifog_to_pytorch,
+ALL_CHECKS = (check_split_gates, check_lstm_forward, check_peephole_lstm_step, check_tf_lstm_to_pytorch,
               check_set_chrono_bias)
 
 
@@ -130,19 +130,39 @@ MUTANTS = {
     "forward: h_n without layer dim": (check_lstm_forward, "lstm_forward",
                                        "h_n, c_n = h.unsqueeze(0), c.unsqueeze(0)", "h_n, c_n = h, c",
                                        "leading (num_layers * num_directions) dimension is missing"),
-    # ifog_to_pytorch
-    "convert: blocks not reordered": (check_ifog_to_pytorch, "ifog_to_pytorch", "return torch.cat([i, f, g, o])",
-                                      "return torch.cat([i, f, o, g])", "hold Wx's o block"),
-    "convert: order g, i, f, o": (check_ifog_to_pytorch, "ifog_to_pytorch", "return torch.cat([i, f, g, o])",
-                                  "return torch.cat([g, i, f, o])", "PyTorch's order is i, f, g, o"),
-    "convert: Wx not transposed": (check_ifog_to_pytorch, "ifog_to_pytorch", "reorder(Wx.T)", "reorder(Wx.T).T",
-                                   "so transpose them"),
-    "convert: Wx split without transposing": (check_ifog_to_pytorch, "ifog_to_pytorch", "reorder(Wx.T)",
-                                              "reorder(Wx)", "weight_ih_l0 looks untransposed"),
-    "convert: b in both biases": (check_ifog_to_pytorch, "ifog_to_pytorch", "torch.zeros_like(b)}",
-                                  "reorder(b)}", "b is counted twice"),
-    "convert: b not reordered": (check_ifog_to_pytorch, "ifog_to_pytorch", '"bias_ih_l0": reorder(b),',
-                                 '"bias_ih_l0": b,', "the bias b needs its blocks reordered"),
+    # tf_lstm_to_pytorch
+    "tf: blocks not reordered": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "return torch.cat([i, f, j, o])",
+                                 "return torch.cat([i, j, f, o])", "hold the kernel's j block"),
+    "tf: CS231n's order": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "return torch.cat([i, f, j, o])",
+                           "return torch.cat([i, j, o, f])", "CS231n's i, f, o, g"),
+    "tf: kernel not transposed": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "reorder(kernel[:H_in].T)",
+                                  "reorder(kernel[:H_in].T).T", "so transpose it"),
+    "tf: x read by the first H rows": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch",
+                                       '"weight_ih_l0": reorder(kernel[:H_in].T),',
+                                       '"weight_ih_l0": reorder(kernel[:H].T),',
+                                       "the kernel's first input_size = 3 rows read x_t"),
+    "tf: the kernel's last rows read x": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch",
+                                          '"weight_ih_l0": reorder(kernel[:H_in].T),  # (4H, H_in): nn.LSTM '
+                                          'computes x @ W.T\n            "weight_hh_l0": reorder(kernel[H_in:].T),',
+                                          '"weight_ih_l0": reorder(kernel[H:].T),\n'
+                                          '            "weight_hh_l0": reorder(kernel[:H].T),',
+                                          "comes from the other end of the kernel"),
+    "tf: forget_bias left out": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "f + forget_bias, j, o",
+                                 "f, j, o", "forget_bias is missing"),
+    "tf: forget_bias in both biases": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch",
+                                       '"bias_hh_l0": torch.zeros_like(bias)}',
+                                       '"bias_hh_l0": torch.cat([0 * i, 0 * f + forget_bias, 0 * j, 0 * o])}',
+                                       "forget_bias is in both biases"),
+    "tf: forget_bias on the candidate's rows": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "f + forget_bias, j, o",
+                                                "f, j + forget_bias, o", "went into rows [2H, 3H)"),
+    "tf: forget_bias on every gate": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "torch.cat([i, f + forget_bias, j, o])",
+                                      "torch.cat([i, f, j, o]) + forget_bias", "added to every gate"),
+    "tf: forget_bias subtracted": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "f + forget_bias, j, o",
+                                   "f - forget_bias, j, o", "the wrong sign"),
+    "tf: bias in both slots": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", '"bias_hh_l0": torch.zeros_like(bias)}',
+                               '"bias_hh_l0": torch.cat([i, f + forget_bias, j, o])}', "counted twice"),
+    "tf: bias not reordered": (check_tf_lstm_to_pytorch, "tf_lstm_to_pytorch", "torch.cat([i, f + forget_bias, j, o])",
+                               "torch.cat([i, j, f + forget_bias, o])", "the bias needs its blocks reordered"),
     # set_chrono_bias
     "chrono: both biases set": (check_set_chrono_bias, "set_chrono_bias", "parameter[:2 * H] = 0.0",
                                 "parameter[:H], parameter[H:2 * H] = -b_f, b_f", "both biases were set"),
@@ -197,7 +217,7 @@ def test_feedback_names_output_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_lstm_forward(c_n_squeezed, quiet=True)
     message = str(failure.value)
-    assert "lstm_forward does not match torch.nn.LSTM on case 1 of 4" in message
+    assert "lstm_forward does not match torch.nn.LSTM on case 1 of 5" in message
     assert "c_n has shape (3, 6), expected (1, 3, 6), laid out as (1, N, H)" in message
 
 
@@ -229,11 +249,18 @@ def test_wrong_return_values_get_clear_messages(solution, result, words):
 @pytest.mark.parametrize("check, student, words", [
     (check_split_gates, lambda stacked: stacked.chunk(2), "should return a tuple of the four blocks"),
     (check_peephole_lstm_step, lambda *args: args[0], "should return a tuple (h_t, c_t), got a Tensor"),
-    (check_ifog_to_pytorch, lambda Wx, Wh, b: [Wx, Wh, b], "should return a dict with the keys weight_ih_l0"),
-    (check_ifog_to_pytorch, lambda Wx, Wh, b: {"weight_ih_l0": Wx.T}, "the dict has no key 'weight_hh_l0'"),
-    (check_ifog_to_pytorch, lambda Wx, Wh, b: {"weight_ih_l0": Wx.T, "weight_hh_l0": Wh.T, "bias_ih_l0": b,
-                                                "bias_hh_l0": b, "weight_hr_l0": b},
+    (check_tf_lstm_to_pytorch, lambda kernel, bias, forget_bias: [kernel, bias],
+     "should return a dict with the keys weight_ih_l0"),
+    (check_tf_lstm_to_pytorch, lambda kernel, bias, forget_bias: {"weight_ih_l0": kernel.T},
+     "the dict has no key 'weight_hh_l0'"),
+    (check_tf_lstm_to_pytorch, lambda kernel, bias, forget_bias: {"weight_ih_l0": kernel.T, "weight_hh_l0": kernel.T,
+                                                                   "bias_ih_l0": bias, "bias_hh_l0": bias,
+                                                                   "weight_hr_l0": bias},
      "a key 'weight_hr_l0' that nn.LSTM(num_layers=1) does not have"),
+    (check_tf_lstm_to_pytorch, lambda kernel, bias, forget_bias: {"weight_ih_l0": kernel.T, "weight_hh_l0": kernel.T,
+                                                                   "bias_ih_l0": bias, "bias_hh_l0": bias},
+     "weight_ih_l0 has shape (16, 7), expected (16, 3): the kernel's first input_size = 3 rows"),
+    (check_tf_lstm_to_pytorch, lambda kernel, bias: {}, "raised TypeError"),  # forget_bias is an argument
     (check_set_chrono_bias, lambda lstm, T: lstm.reset_parameters(), "weight_ih_l0 changed at row 0"),
     (check_set_chrono_bias, lambda lstm, T: delattr(lstm, "bias_hh_l0"),
      "no longer those of the nn.LSTM it was given"),
@@ -243,6 +270,53 @@ def test_malformed_answers_get_clear_messages(check, student, words):
     with pytest.raises(CheckFailure) as failure:
         check(student, quiet=True)
     assert words in str(failure.value)
+
+
+def _batches_only(solution):
+    def lstm_forward(input, hx, *weights, **kwargs):
+        if input.dim() == 2:
+            raise ValueError("only batches")
+        return solution["lstm_forward"](input, hx, *weights, **kwargs)
+    return lstm_forward
+
+
+def _bias_needed(solution):
+    def peephole_lstm_step(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh, peephole):
+        if bias_ih is None:
+            return state  # as if the cell without bias were not done yet
+        return solution["peephole_lstm_step"](x_t, state, weight_ih, weight_hh, bias_ih, bias_hh, peephole)
+    return peephole_lstm_step
+
+
+def _forget_bias_ignored(solution):
+    def tf_lstm_to_pytorch(kernel, bias, forget_bias=1.0):
+        return solution["tf_lstm_to_pytorch"](kernel, bias, 0.0)
+    return tf_lstm_to_pytorch
+
+
+def _forward_direction_only(solution):
+    return student_namespace(NOTEBOOK, ("set_chrono_bias", 'if name.startswith("bias_ih"):',
+                                        'if name.startswith("bias_ih") and "reverse" not in name:'))["set_chrono_bias"]
+
+
+@pytest.mark.parametrize("check, wrong, share, missing", [
+    (check_lstm_forward, _batches_only, "4 of 5", "unbatched input"),
+    (check_peephole_lstm_step, _bias_needed, "2 of 3", "without bias"),
+    (check_tf_lstm_to_pytorch, _forget_bias_ignored, "1 of 2", "forget_bias != 0"),
+    (check_set_chrono_bias, _forward_direction_only, "2 of 3", "bidirectional"),
+])
+def test_an_answer_failing_one_part_earns_the_others(solution, check, wrong, share, missing):
+    """Each part of the exercise is earned on its own: one missing feature costs its share only."""
+    for hidden in (False, True):
+        with pytest.raises(CheckFailure) as failure:
+            check(wrong(solution), hidden=hidden, quiet=True)
+        message = str(failure.value)
+        assert f"Partial credit: {share} parts pass" in message, message
+        assert message.endswith(f"still to do: {missing}."), message
+        passed = [check.judge(wrong(solution), case, 1, 1, False) is None
+                  for case in check.make_cases(hidden=hidden)]
+        configs = [case.config for case in check.make_cases(hidden=hidden)]
+        assert check.credit(configs, passed).missed == (missing,)
 
 
 def test_student_exceptions_become_feedback_not_tracebacks():
@@ -271,6 +345,12 @@ def test_student_exceptions_become_feedback_not_tracebacks():
         with pytest.raises(CheckFailure, match="split it into three blocks of H, not four"):
             check_peephole_lstm_step(four)
 
+    def kernel_split_as_stored(kernel, bias, forget_bias=1.0):
+        i, j, f, o = kernel.split(kernel.shape[1] // 4)  # rows, where the gates are columns
+        return {}
+    with pytest.raises(CheckFailure, match="transpose each half to \\(4H, rows\\) before splitting"):
+        check_tf_lstm_to_pytorch(kernel_split_as_stored)
+
 
 def test_in_place_edits_of_the_state_are_reported(solution):
     def edits_c_prev(x_t, state, *weights):
@@ -290,16 +370,17 @@ def test_in_place_edits_of_the_state_are_reported(solution):
 
 
 def test_registry_lists_every_chapter_five_check():
-    assert {f"05-lstm/{name}" for name in ("split_gates", "lstm_forward", "peephole_lstm_step", "ifog_to_pytorch",
+    assert {f"05-lstm/{name}" for name in ("split_gates", "lstm_forward", "peephole_lstm_step", "tf_lstm_to_pytorch",
                                            "set_chrono_bias")} <= set(CHECKS)
-    assert not {"05-lstm/lstm_step", "05-lstm/set_forget_bias"} & set(CHECKS)  # the page shows both
+    # the page shows these three (ifog_to_pytorch is its CS231n conversion)
+    assert not {"05-lstm/lstm_step", "05-lstm/set_forget_bias", "05-lstm/ifog_to_pytorch"} & set(CHECKS)
 
 
 def test_reference_really_is_torch_nn():
     """The references come from the modules: a changed weight changes the expected output."""
     case = check_lstm_forward.make_cases()[1]  # the case with a projection
     t = case.tensors
-    lstm = nn.LSTM(3, 5, proj_size=2, batch_first=True, dtype=torch.float64)
+    lstm = nn.LSTM(3, 5, proj_size=2, dtype=torch.float64)
     with torch.no_grad():
         for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"):
             getattr(lstm, k + "_l0").copy_(t[k])
@@ -324,25 +405,65 @@ def test_split_reference_blocks_reproduce_lstm_cell():
     torch.testing.assert_close(c_t, ref_c)
 
 
-def test_ifog_reference_is_an_lstm_in_another_layout():
-    """The autograder's i, f, o, g network equals nn.LSTM once its blocks are moved, and not before."""
+def to_tensorflow(lstm: nn.LSTM, forget_bias: float):
+    """An nn.LSTM's weights in BasicLSTMCell's layout, moved by hand the other way round:
+    columns i, j, f, o (j is PyTorch's g), one kernel for concat([x, h]), one bias from
+    which the cell's forget_bias is taken back out."""
+    H = lstm.hidden_size
+
+    def columns(stacked):  # PyTorch's i, f, g, o rows -> TensorFlow's i, j, f, o
+        i, f, g, o = stacked.detach().split(H)
+        return torch.cat([i, g, f, o])
+    kernel = torch.cat([columns(lstm.weight_ih_l0), columns(lstm.weight_hh_l0)], dim=1).T  # (H_in + H, 4H)
+    bias = columns(lstm.bias_ih_l0 + lstm.bias_hh_l0)
+    bias[2 * H:3 * H] -= forget_bias  # TensorFlow adds it back inside the forget gate
+    return kernel, bias
+
+
+@pytest.mark.parametrize("forget_bias", [1.0, 0.0, -0.7])
+def test_tensorflow_reference_is_nn_lstm_in_another_layout(forget_bias):
+    """The autograder's BasicLSTMCell equals nn.LSTM once the weights are moved, and not before."""
     H_in, H, L, N = 3, 4, 5, 2
     lstm = nn.LSTM(H_in, H, dtype=torch.float64)
     x = torch.randn(L, N, H_in, dtype=torch.float64)
     h_0, c_0 = torch.randn(1, N, H, dtype=torch.float64), torch.randn(1, N, H, dtype=torch.float64)
-
-    def to_ifog(w):  # i, f, g, o -> i, f, o, g along dimension 0
-        i, f, g, o = w.detach().split(H)
-        return torch.cat([i, f, o, g])
-    Wx, Wh = to_ifog(lstm.weight_ih_l0).T, to_ifog(lstm.weight_hh_l0).T
-    b = to_ifog(lstm.bias_ih_l0 + lstm.bias_hh_l0)
-    output, h_L, c_L = ifog_lstm(x, h_0[0], c_0[0], Wx, Wh, b)
-    ref_output, (ref_h, ref_c) = lstm(x, (h_0, c_0))
+    kernel, bias = to_tensorflow(lstm, forget_bias)
+    assert kernel.shape == (H_in + H, 4 * H)
+    output, h_L, c_L = tf_lstm_layer(x, h_0[0], c_0[0], kernel, bias, forget_bias)
+    with torch.no_grad():
+        ref_output, (ref_h, ref_c) = lstm(x, (h_0, c_0))
     torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(h_L, ref_h[0])
     torch.testing.assert_close(c_L, ref_c[0])
-    unconverted, _, _ = ifog_lstm(x, h_0[0], c_0[0], lstm.weight_ih_l0.detach().T,
-                                  lstm.weight_hh_l0.detach().T, (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach())
-    assert (unconverted - ref_output).abs().max() > 1e-3
+    if forget_bias:  # the constant matters: leaving it out is another function
+        without, _, _ = tf_lstm_layer(x, h_0[0], c_0[0], kernel, bias, 0.0)
+        assert (without - ref_output).abs().max() > 1e-3
+    unconverted = nn.LSTM(H_in, H, dtype=torch.float64)  # TensorFlow's blocks read as PyTorch's
+    unconverted.load_state_dict({"weight_ih_l0": kernel[:H_in].T, "weight_hh_l0": kernel[H_in:].T,
+                                 "bias_ih_l0": bias, "bias_hh_l0": torch.zeros_like(bias)})
+    with torch.no_grad():
+        assert (unconverted(x, (h_0, c_0))[0] - output).abs().max() > 1e-3
+
+
+def test_tensorflow_reference_equals_a_hand_computation():
+    """One unbatched step of the TensorFlow cell, unit by unit with Python sums and math."""
+    H_in, H, forget_bias = 2, 3, 1.0
+    kernel = torch.randn(H_in + H, 4 * H, dtype=torch.float64)
+    bias = torch.randn(4 * H, dtype=torch.float64)
+    x, h, c = torch.randn(H_in, dtype=torch.float64), torch.randn(H, dtype=torch.float64), \
+        torch.randn(H, dtype=torch.float64)
+    _, h_1, c_1 = tf_lstm_layer(x[None, None], h[None], c[None], kernel, bias, forget_bias)
+    K, b, xh = kernel.tolist(), bias.tolist(), x.tolist() + h.tolist()
+
+    def sig(a):
+        return 1 / (1 + math.exp(-a))
+
+    def pre(col):  # concat([x, h]) @ kernel[:, col] + bias[col]
+        return sum(xh[k] * K[k][col] for k in range(H_in + H)) + b[col]
+    for u in range(H):  # columns: i at u, j at H + u, f at 2H + u, o at 3H + u
+        cell = c[u].item() * sig(pre(2 * H + u) + forget_bias) + sig(pre(u)) * math.tanh(pre(H + u))
+        assert math.isclose(c_1[0, u].item(), cell, rel_tol=1e-12)
+        assert math.isclose(h_1[0, u].item(), math.tanh(cell) * sig(pre(3 * H + u)), rel_tol=1e-12)
 
 
 def test_hint_lstm_agrees_with_nn_lstm_when_read_correctly():

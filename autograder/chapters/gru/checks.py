@@ -2,33 +2,37 @@
 
     gru_forward(input, h_0, params, num_layers, batch_first)        vs nn.GRU (stacked layers)
     bigru_forward(input, h_0, params, batch_first)                  vs nn.GRU(bidirectional=True), one layer
-    cho_gru_step(x_t, h_prev, weight_ih, weight_hh, bias)           vs `cho_gru_cell` (models.py), the form of
-                                                                       Cho et al. (2014): reset before the product
+    keras_gru_to_pytorch(kernel, recurrent_kernel, bias)            a Keras GRU's weights (reset_after=True),
+                                                                       loaded into nn.GRU, vs `keras_gru_layer`
     count_parameters(mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size)
                                                                     vs sum(p.numel()) of nn.RNN / nn.GRU / nn.LSTM
 
 Each case builds the torch.nn module afresh from a seed, in float64, and hands
 its weights to the student's code; the reference output comes from the module.
-The paper's form has no torch.nn module, so its reference is `cho_gru_cell`
-(models.py), which the unit tests compare with a hand computation and with
-nn.GRUCell. The hand-written GRUs there name classic mistakes in hints.
+Keras's GRU is not in torch.nn: the network whose weights keras_gru_to_pytorch
+converts is `keras_gru_layer` (models.py), written for the course from Keras's
+equations, which the unit tests compare with a hand computation and with nn.GRU
+after a conversion of their own. The hand-written GRUs there name classic
+mistakes in hints.
 """
 from __future__ import annotations
 
 import numbers
 import random
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
-from ...checking.compare import compare_tensor, first_matching_mistake, shape_str, type_name
-from ...common import DTYPE, CellStep, compare_outputs, layouts, make_sequence
-from .models import (BIGRU_MISTAKES, COUNT_ARGS, bigru_layer, cell_variants, cho_gru_cell, cho_variants,
-                     count_mistakes, gru_cell, gru_stack)
+from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
+from ...common import DTYPE, compare_outputs, layouts, make_sequence
+from .models import (BIGRU_MISTAKES, COUNT_ARGS, GATE_NAMES, GATES, KERAS_ORDER, bigru_layer, cell_variants,
+                     count_mistakes, gru_stack, keras_gru_layer, rzn)
 
 # The fused kernels behind nn.GRU and nn.GRUCell: the exercises write them by hand.
 GRU_KERNELS = ("gru", "gru_cell")
+ROWS = ("[0, H)", "[H, 2H)", "[2H, 3H)")  # the rows of each block, in words
 
 
 # -- gru_forward ---------------------------------------------------------------------
@@ -58,7 +62,7 @@ class GruForwardCheck(Check):
                dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, batch_first=True, h_0=False),
                # input_size == hidden_size: every mistaken wiring of the layers still runs
                dict(L=6, input_size=4, hidden_size=4, num_layers=2, batched=False, h_0=True),
-               dict(L=4, N=3, input_size=3, hidden_size=5, num_layers=2, bias=False, batch_first=True,
+               dict(L=4, N=3, input_size=3, hidden_size=5, num_layers=2, bias=False, batch_first=False,
                     h_0=False)]
     HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, num_layers=3, batch_first=True, h_0=True),
               dict(L=3, N=2, input_size=6, hidden_size=6, num_layers=2, batch_first=False, h_0=True),
@@ -66,6 +70,10 @@ class GruForwardCheck(Check):
               dict(L=6, N=2, input_size=3, hidden_size=4, num_layers=2, bias=False, batch_first=False,
                    h_0=True),
               dict(L=8, N=1, input_size=2, hidden_size=5, num_layers=2, batch_first=True, h_0=False)]
+    # One feature per case beyond the stacking, so that each part is earned on its own.
+    PARTS = {"batch_first": lambda config: config.get("batch_first", False),
+             "unbatched input": lambda config: not config.get("batched", True),
+             "without bias": lambda config: not config.get("bias", True)}
     MODULE_ARGS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first")
 
     def module(self, config) -> nn.GRU:
@@ -159,8 +167,10 @@ class BiGruForwardCheck(Check):
                dict(L=6, N=2, input_size=2, hidden_size=3, bias=False, batch_first=False, h_0=True)]
     HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, bias=True, batch_first=True, h_0=True),
               dict(L=1, N=2, input_size=3, hidden_size=4, bias=True, batch_first=False, h_0=True),
-              dict(L=5, N=1, input_size=4, hidden_size=4, bias=False, batch_first=True, h_0=False),
+              dict(L=5, N=1, input_size=4, hidden_size=4, bias=False, batch_first=False, h_0=False),
               dict(L=3, N=5, input_size=2, hidden_size=6, bias=True, batch_first=False, h_0=False)]
+    PARTS = {"batch_first": lambda config: config["batch_first"],
+             "without bias": lambda config: not config["bias"]}
     MODULE_ARGS = ("input_size", "hidden_size", "bias", "batch_first")
 
     def module(self, config) -> nn.GRU:
@@ -233,55 +243,166 @@ class BiGruForwardCheck(Check):
         return first_matching_mistake(case, self.run_reference(case), actual, found)
 
 
-# -- cho_gru_step --------------------------------------------------------------------
+# -- keras_gru_to_pytorch --------------------------------------------------------------
 
-class ChoGruStepCheck(CellStep, Check):
-    name = "06-gru/cho_gru_step"
-    forbidden_functions = ("rnn_by_hand.chapters.gru.models.cho_gru_cell",)
-    student_name = "cho_gru_step"
-    reference_name = "the GRU of Cho et al. (2014) (rnn_by_hand.chapters.gru.models.cho_gru_cell)"
-    forbidden = GRU_KERNELS
+KERAS_WORDS = "Keras's column blocks are z, r, h, PyTorch's rows r, z, n"
 
-    VISIBLE = [dict(N=3, input_size=4, hidden_size=5, bias=True, batched=True),
-               dict(input_size=3, hidden_size=4, bias=True, batched=False),
-               dict(N=2, input_size=5, hidden_size=3, bias=False, batched=True)]
-    HIDDEN = [dict(N=4, input_size=6, hidden_size=7, bias=True, batched=True),
-              dict(N=1, input_size=2, hidden_size=2, bias=True, batched=True),
-              dict(input_size=5, hidden_size=6, bias=True, batched=False),
-              dict(N=3, input_size=4, hidden_size=4, bias=False, batched=True)]
+
+class KerasGruToPytorchCheck(Check):
+    name = "06-gru/keras_gru_to_pytorch"
+    forbidden_functions = ("rnn_by_hand.chapters.gru.models.keras_gru_layer", "rnn_by_hand.chapters.gru.models.rzn")
+    student_name = "keras_gru_to_pytorch"
+    reference_name = "the Keras GRU it converts, once loaded into torch.nn.GRU"
+
+    VISIBLE = [dict(input_size=3, hidden_size=4, L=5, N=2, bias=True),
+               dict(input_size=4, hidden_size=2, L=4, N=3, bias=False),
+               dict(input_size=2, hidden_size=5, L=6, N=1, bias=True)]
+    HIDDEN = [dict(input_size=6, hidden_size=2, L=5, N=2, bias=True),  # H_in = 3H: untransposed fits
+              dict(input_size=5, hidden_size=3, L=3, N=4, bias=False),
+              dict(input_size=1, hidden_size=4, L=4, N=2, bias=True),
+              dict(input_size=4, hidden_size=6, L=2, N=3, bias=True)]
+    # The weights alone are one part; the two biases, kept apart, the other.
+    PARTS = {"with bias": lambda config: config["bias"],
+             "without bias": lambda config: not config["bias"]}
 
     def make_tensors(self, config):
-        H, lead = config["hidden_size"], ((config["N"],) if config["batched"] else ())
-        cell = nn.GRUCell(config["input_size"], H, dtype=DTYPE)  # nn.GRU's initialisation
-        tensors = {"x_t": torch.randn(*lead, config["input_size"], dtype=DTYPE),
-                   "h_prev": torch.randn(*lead, H, dtype=DTYPE),
-                   "weight_ih": cell.weight_ih.detach().clone(),
-                   "weight_hh": cell.weight_hh.detach().clone()}
+        H_in, H, L, N = (config[k] for k in ("input_size", "hidden_size", "L", "N"))
+        scale = H ** -0.5  # the size nn.GRU's own initialisation gives
+        tensors = {"kernel": scale * (2 * torch.rand(H_in, 3 * H, dtype=DTYPE) - 1),
+                   "recurrent_kernel": scale * (2 * torch.rand(H, 3 * H, dtype=DTYPE) - 1),
+                   "input": torch.randn(N, L, H_in, dtype=DTYPE),      # Keras is batch-first
+                   "h_0": torch.randn(1, N, H, dtype=DTYPE)}
         if config["bias"]:
-            tensors["bias"] = torch.randn(3 * H, dtype=DTYPE)  # large enough to matter
+            tensors["bias"] = torch.randn(2, 3 * H, dtype=DTYPE)  # trained, not Keras's zeros
         return tensors
+
+    def keys(self, config) -> dict[str, tuple[int, ...]]:
+        """The state_dict nn.GRU(input_size, hidden_size, bias=bias) loads: key -> shape."""
+        H_in, H = config["input_size"], config["hidden_size"]
+        shapes = {"weight_ih_l0": (3 * H, H_in), "weight_hh_l0": (3 * H, H)}
+        return shapes | ({"bias_ih_l0": (3 * H,), "bias_hh_l0": (3 * H,)} if config["bias"] else {})
 
     def run_student(self, student, case):
         t = case.tensors
-        return {"h_t": call_student(self.student_name, student, t["x_t"], t["h_prev"], t["weight_ih"],
-                                    t["weight_hh"], t.get("bias"))}
+        result = call_student(self.student_name, student, t["kernel"], t["recurrent_kernel"], t.get("bias"))
+        if not isinstance(result, Mapping):
+            raise CheckFailure(f"{self.student_name} should return a dict with the keys "
+                               f"{', '.join(self.keys(case.config))}, that nn.GRU.load_state_dict "
+                               f"accepts; got {type_name(result)}")
+        return {"converted": dict(result)}
 
     def run_reference(self, case):
         t = case.tensors
-        return {"h_t": cho_gru_cell(t["x_t"], t["h_prev"], t["weight_ih"], t["weight_hh"], t.get("bias"))}
+        output, h_L = keras_gru_layer(t["input"], t["h_0"][0], t["kernel"], t["recurrent_kernel"], t.get("bias"))
+        return {"output": output, "h_n": h_L.unsqueeze(0)}
+
+    def compare(self, case, expected, actual):
+        converted = actual["converted"]
+        problems = self.compare_state(case, converted)
+        if problems:
+            return problems
+        config = case.config
+        gru = nn.GRU(config["input_size"], config["hidden_size"], bias=config["bias"], batch_first=True,
+                     dtype=DTYPE)
+        try:
+            gru.load_state_dict(converted)
+        except Exception as error:  # noqa: BLE001 -- reported as feedback
+            return [f"nn.GRU.load_state_dict refused the result: {error}"]
+        with torch.no_grad():
+            output, h_n = gru(case.tensors["input"], case.tensors["h_0"])
+        got = {"output": output, "h_n": h_n}
+        dims = {"output": ("n", "t", "h"), "h_n": ("layer", "n", "h")}
+        return [f"when nn.GRU is loaded with your weights, {p}" for name in dims
+                for p in compare_tensor(name, expected[name], got[name], dims=dims[name],
+                                        rtol=self.rtol, atol=self.atol)]
+
+    def compare_state(self, case, converted: dict) -> list[str]:
+        """The keys, types and shapes that load_state_dict needs, explained."""
+        shapes = self.keys(case.config)
+        without = "" if case.config["bias"] else " (bias is None: nn.GRU(bias=False) has no biases)"
+        problems = [f"the dict has no key {k!r}" for k in shapes if k not in converted]
+        problems += [f"the dict has a key {k!r} that this nn.GRU does not have{without}"
+                     for k in converted if k not in shapes]
+        for key, shape in shapes.items():
+            value = converted.get(key)
+            if key not in converted:
+                continue
+            if not isinstance(value, torch.Tensor):
+                problems.append(f"{key} should be a torch.Tensor, got {type_name(value)}")
+            elif tuple(value.shape) != shape:
+                text = f"{key} has shape {shape_str(value.shape)}, expected {shape_str(shape)}"
+                if tuple(value.shape) == shape[::-1]:
+                    text += (": nn.GRU stores (3H, input) and computes x @ weight.T, while Keras's kernels "
+                             "are (input, 3H) and used as x @ kernel, so transpose them")
+                elif key.startswith("bias") and tuple(value.shape) in ((2, 3 * case.config["hidden_size"]),
+                                                                       (6 * case.config["hidden_size"],)):
+                    text += ": bias[0] is Keras's input bias (bias_ih_l0), bias[1] its recurrent bias (bias_hh_l0)"
+                problems.append(text)
+        return problems
+
+    def error_hint(self, case, message):
+        if "not enough values to unpack (expected 3, got 1)" in message:
+            return ("a Keras kernel is (rows, 3H), its gate blocks side by side along the columns: "
+                    "transpose it to (3H, rows) before splitting it into blocks of H rows")
+        return ""
 
     def hint(self, case, actual):
-        t = case.tensors
-        w = {"weight_ih": t["weight_ih"], "weight_hh": t["weight_hh"], "bias_ih": t.get("bias"),
-             "bias_hh": None}
-        found = [(text, {"h_t": gru_cell(t["x_t"], t["h_prev"], w, **variant)})
-                 for text, variant in cho_variants(case.config["bias"])]
-        if case.config["bias"]:
-            inside = dict(w, bias_ih=None, bias_hh=t["bias"])  # b_n where r multiplies it
-            found.append(("your result matches r * (W_hn h + b_n): in this form b_n is added once, "
-                          "outside the product and outside the reset gate",
-                          {"h_t": gru_cell(t["x_t"], t["h_prev"], inside)}))
-        return first_matching_mistake(case, self.run_reference(case), actual, found)
+        converted = actual["converted"]
+        if self.compare_state(case, converted):
+            return ""
+        return self.weight_hint(case, converted) or self.bias_hint(case, converted)
+
+    @staticmethod
+    def weight_hint(case, converted: dict) -> str:
+        H, t = case.config["hidden_size"], case.tensors
+        for key, name in (("weight_ih_l0", "kernel"), ("weight_hh_l0", "recurrent_kernel")):
+            source = t[name].T                               # (3H, rows): blocks z, r, h
+            right = rzn(source, KERAS_ORDER, H)
+            if matches(right, converted[key]):
+                continue
+            if matches(right.T, converted[key]):
+                return (f"{key} is transposed: nn.GRU stores (3H, input) and computes x @ {key}.T, "
+                        f"so {key} is {name}.T with its blocks reordered")
+            theirs = dict(zip("zrh", source.split(H)))
+            got = dict(zip(GATES, converted[key].split(H)))
+            if matches(-theirs["z"], got["z"]):
+                return ("your update-gate block is negated, as if Keras's z were PyTorch's 1 - z; but Keras "
+                        "also keeps the share z of the old state, h_t = z * h_prev + (1 - z) * hh: copy z as it is")
+            for gate, letter in zip(GATES, "rzh"):
+                if matches(theirs[letter], got[gate]):
+                    continue
+                for other, block in theirs.items():
+                    if matches(block, got[gate]):
+                        return (f"rows {ROWS[GATES.index(gate)]} of your {key} hold {name}'s {other} block, but "
+                                f"nn.GRU reads them as its {gate} ({GATE_NAMES[gate]}): {KERAS_WORDS}")
+                if any(matches(block, got[gate]) for block in t[name].split(H)):  # fits when H_in = 3H
+                    return (f"{key} looks untransposed: {name} is used as x @ {name}; nn.GRU computes "
+                            f"x @ {key}.T, so {key} is {name}.T with its blocks reordered")
+        return ""
+
+    @staticmethod
+    def bias_hint(case, converted: dict) -> str:
+        if not case.config["bias"]:
+            return ""
+        H, bias = case.config["hidden_size"], case.tensors["bias"]
+        b_in, b_rec = (rzn(row, KERAS_ORDER, H) for row in bias)     # (3H,) each, PyTorch's order
+        got_in, got_rec = converted["bias_ih_l0"], converted["bias_hh_l0"]
+        if matches(b_rec, got_in) and matches(b_in, got_rec):
+            return ("your two biases are swapped: bias[0] is Keras's input bias, bias_ih_l0, and bias[1] "
+                    "its recurrent bias, bias_hh_l0, the one the reset gate multiplies")
+        if matches(b_in + b_rec, got_in + got_rec):  # the sums are right, the new gate's split is not
+            return ("your biases merge Keras's two: that is right for r and z, whose biases are only added, "
+                    "but in the new gate r multiplies the recurrent bias, r * (W_hn h + b_hn), so "
+                    "bias_ih_l0 is bias[0] and bias_hh_l0 is bias[1], each reordered")
+        if matches(bias[0], got_in) or matches(bias[1], got_rec):
+            return f"the biases need their blocks reordered like the weights: {KERAS_WORDS}"
+        z_negated = [row.clone() for row in (b_in, b_rec)]
+        for row in z_negated:
+            row[H:2 * H] *= -1
+        if matches(z_negated[0], got_in) and matches(z_negated[1], got_rec):
+            return ("your update gate's biases are negated, as if Keras's z were PyTorch's 1 - z; Keras keeps "
+                    "the share z of the old state as nn.GRU does: copy them as they are")
+        return ""
 
 
 # -- count_parameters ------------------------------------------------------------------
@@ -379,5 +500,5 @@ class CountParametersCheck(Check):
 
 check_gru_forward = GruForwardCheck()
 check_bigru_forward = BiGruForwardCheck()
-check_cho_gru_step = ChoGruStepCheck()
+check_keras_gru_to_pytorch = KerasGruToPytorchCheck()
 check_count_parameters = CountParametersCheck()

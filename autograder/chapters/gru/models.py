@@ -1,8 +1,8 @@
 """Chapter 6's hand-written GRUs and counts: ours, read in mistaken ways, only to name a mistake
-in a hint (gru_cell, gru_stack, bigru_layer, cell_variants, cho_variants, count_mistakes); the form of
-Cho et al. (2014), which has no torch.nn module and is cho_gru_step's reference
-(cho_gru_cell, compared by the unit tests with a hand computation and with nn.GRUCell);
-and the parameter count by formula (count_formula). An answer may not call any of these.
+in a hint (gru_cell, gru_stack, bigru_layer, cell_variants, count_mistakes, rzn); Keras's GRU
+with reset_after=True, the original whose weights keras_gru_to_pytorch converts (keras_gru_layer,
+compared by the unit tests with a hand computation and with nn.GRU after a conversion of their
+own); and the parameter count by formula (count_formula). An answer may not call any of these.
 """
 from __future__ import annotations
 
@@ -105,48 +105,6 @@ def gru_stack(x, h_0, params, num_layers, wiring="", **variant):
         finals.append(h)
     output = first_output if wiring == "first_output" else layer_input
     return output, torch.stack(finals)
-
-
-def cho_gru_cell(x_t, h, weight_ih, weight_hh, bias=None):
-    """One step of the GRU as Cho et al. (2014) write it, in PyTorch's stacked layout.
-
-    weight_ih (3H, H_in) and weight_hh (3H, H) hold the blocks r, z, n; bias (3H,), or None,
-    holds one bias per gate, b_r, b_z, b_n, added once, outside every product:
-
-        r = sigmoid(W_ir x + W_hr h + b_r)
-        z = sigmoid(W_iz x + W_hz h + b_z)
-        n = tanh(W_in x + W_hn (r * h) + b_n)      # the reset gate acts BEFORE the product
-        h_t = (1 - z) * n + z * h
-    """
-    H = h.shape[-1]
-    W_ir, W_iz, W_in = weight_ih.split(H)   # (H, H_in) each
-    W_hr, W_hz, W_hn = weight_hh.split(H)   # (H, H) each
-    b_r, b_z, b_n = bias.split(H) if bias is not None else (0.0, 0.0, 0.0)
-    r = torch.sigmoid(x_t @ W_ir.T + h @ W_hr.T + b_r)
-    z = torch.sigmoid(x_t @ W_iz.T + h @ W_hz.T + b_z)
-    n = torch.tanh(x_t @ W_in.T + (r * h) @ W_hn.T + b_n)
-    return (1 - z) * n + z * h
-
-
-def cho_variants(bias: bool) -> list[tuple[str, dict]]:
-    """(hint, gru_cell keywords) for the classic mistakes in the paper's form.
-
-    gru_cell gets {"weight_ih", "weight_hh", "bias_ih": bias, "bias_hh": None}, so that
-    reset="before" with these keywords is exactly cho_gru_cell.
-    """
-    found = [("your result matches PyTorch's form, with the reset gate applied after the product, "
-              "r * (W_hn h); in the paper's form it multiplies h before it: W_hn (r * h)", dict(reset="after")),
-             ("your result matches h_t = z * n + (1 - z) * h_prev; this exercise, like nn.GRU and the "
-              "paper, keeps the share z of the old state: h_t = (1 - z) * n + z * h_prev",
-              dict(reset="before", swap_z=True))]
-    if bias:
-        found.append(("your result matches leaving out the bias: add b_r, b_z and b_n once each",
-                      dict(reset="before", use_bias_ih=False)))
-    for order in ("".join(p) for p in itertools.permutations(GATES)):
-        if order != GATES:
-            found.append((f"your result matches reading the three stacked blocks as {', '.join(order)}; "
-                          "the weights and the bias are stacked r, z, n", dict(reset="before", order=order)))
-    return found
 
 
 GATE_BLOCKS = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -257,3 +215,43 @@ BIGRU_MISTAKES = [  # (mistake, the outputs it shows in, hint)
     ("first h_0 twice", ("output", "h_n"), "both your directions start from h_0[0]; the backward direction "
                                            "starts from h_0[1]"),
 ]
+
+
+KERAS_ORDER = "zrn"  # Keras's column blocks z, r, h in PyTorch's letters: its h is the new gate n
+
+
+def keras_gru_layer(x, h, kernel, recurrent_kernel, bias=None):
+    """Keras's GRU with reset_after=True (its default) over a batch-first x (N, L, H_in), from
+    h (N, H), written for the course from its documented equations (the original whose
+    weights keras_gru_to_pytorch converts).
+
+    kernel (H_in, 3H) and recurrent_kernel (H, 3H) are used as x @ kernel and h @ recurrent_kernel,
+    their column blocks z, r, h (the candidate); bias (2, 3H) is the input bias (row 0) and the
+    recurrent bias (row 1), or None:
+
+        z = sigmoid(x W_z + b_z + h U_z + c_z)
+        r = sigmoid(x W_r + b_r + h U_r + c_r)
+        hh = tanh(x W_h + b_h + r * (h U_h + c_h))    # r multiplies the recurrent bias c_h too
+        h_t = z * h + (1 - z) * hh                     # z keeps the old state, as in nn.GRU
+
+    Returns output (N, L, H) and h_L (N, H).
+    """
+    H = recurrent_kernel.shape[0]
+    input_bias, recurrent_bias = (bias[0], bias[1]) if bias is not None else (0.0, 0.0)
+    outputs = []
+    for t in range(x.shape[1]):
+        x_z, x_r, x_h = (x[:, t] @ kernel + input_bias).split(H, dim=-1)        # (N, H) each
+        h_z, h_r, h_h = (h @ recurrent_kernel + recurrent_bias).split(H, dim=-1)
+        z = torch.sigmoid(x_z + h_z)
+        r = torch.sigmoid(x_r + h_r)
+        candidate = torch.tanh(x_h + r * h_h)
+        h = z * h + (1 - z) * candidate
+        outputs.append(h)
+    return torch.stack(outputs, dim=1), h
+
+
+def rzn(stacked, order, H):
+    """Blocks of H rows stacked along dim 0 in `order` (PyTorch's letters, e.g. Keras's "zrn")
+    moved into PyTorch's r, z, n. For hints."""
+    blocks = dict(zip(order, stacked.split(H)))
+    return torch.cat([blocks[gate] for gate in GATES])

@@ -5,8 +5,8 @@
                                                                 vs nn.LSTM (one layer, proj_size)
     peephole_lstm_step(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh, peephole)
                                                                 vs `peephole_lstm_cell` (models.py)
-    ifog_to_pytorch(Wx, Wh, b)                                  an i, f, o, g LSTM's weights, loaded
-                                                                into nn.LSTM, vs that LSTM run here
+    tf_lstm_to_pytorch(kernel, bias, forget_bias)               TensorFlow 1's BasicLSTMCell's weights,
+                                                                loaded into nn.LSTM, vs `tf_lstm_layer`
     set_chrono_bias(lstm, timescales)                           vs nn.LSTM with b_f = log(T - 1) = -b_i
 
 Each case builds the torch.nn module afresh from a seed, in float64, and hands
@@ -14,7 +14,8 @@ its weights to the student's code; the reference output comes from the module.
 The peephole LSTM has no torch.nn module: its reference is `peephole_lstm_cell`
 (models.py), which the unit tests compare with a hand computation and, with zero
 peepholes, with nn.LSTMCell. The hand-written LSTMs there name classic mistakes in
-hints; `ifog_lstm` is the original network whose weights `ifog_to_pytorch` converts.
+hints; `tf_lstm_layer` is the TensorFlow cell whose weights `tf_lstm_to_pytorch` converts,
+written for the course from its equations and tested against nn.LSTM after a conversion.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from torch import nn
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
 from ...common import DTYPE, WEIGHTS, CellStep, layer_tensors, load_weights
-from .models import (GATE_NAMES, GATES, cell_variants, ifog_lstm, lstm_layer, peephole_cell,
-                     peephole_lstm_cell, peephole_variants)
+from .models import (GATE_NAMES, GATES, cell_variants, lstm_layer, peephole_cell, peephole_lstm_cell,
+                     peephole_variants, tf_lstm_layer, to_pytorch_order)
 
 ROWS = ("[0, H)", "[H, 2H)", "[2H, 3H)", "[3H, 4H)")  # the rows of each block, in words
 # The fused kernels behind nn.LSTM and nn.LSTMCell: the exercises write them by hand.
@@ -152,7 +153,9 @@ class PeepholeLstmStepCheck(CellStep, Check):
     HIDDEN = [dict(N=5, input_size=7, hidden_size=8, bias=True, batched=True),
               dict(N=1, input_size=2, hidden_size=3, bias=True, batched=True),
               dict(N=4, input_size=5, hidden_size=6, bias=False, batched=True),
-              dict(input_size=6, hidden_size=4, bias=False, batched=False)]
+              dict(input_size=6, hidden_size=4, bias=True, batched=False)]
+    PARTS = {"unbatched input": lambda config: not config["batched"],
+             "without bias": lambda config: not config["bias"]}
 
     STATES = ("h_t", "c_t")
 
@@ -235,15 +238,22 @@ class LstmForwardCheck(Check):
     reference_name = "torch.nn.LSTM"
     forbidden = LSTM_KERNELS
 
+    # One feature per case, so that each part of the exercise is earned on its own.
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, proj_size=0, batch_first=False, hx=True),
-               dict(L=4, N=2, input_size=3, hidden_size=5, proj_size=2, batch_first=True, hx=False),
-               dict(L=6, input_size=4, hidden_size=5, proj_size=3, batched=False, hx=True),
+               dict(L=4, N=2, input_size=3, hidden_size=5, proj_size=2, batch_first=False, hx=False),
+               dict(L=6, N=2, input_size=4, hidden_size=5, proj_size=0, batch_first=True, hx=True),
+               dict(L=6, input_size=4, hidden_size=5, proj_size=0, batched=False, hx=True),
                dict(L=4, N=3, input_size=2, hidden_size=5, proj_size=0, bias=False, hx=False)]
-    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, proj_size=0, batch_first=True, hx=True),
+    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, proj_size=0, batch_first=True, hx=False),
               dict(L=3, N=5, input_size=2, hidden_size=7, proj_size=4, batch_first=False, hx=True),
               dict(L=1, input_size=3, hidden_size=4, proj_size=0, batched=False, hx=False),
-              dict(L=6, N=2, input_size=3, hidden_size=4, proj_size=2, bias=False, hx=True),
-              dict(L=8, N=1, input_size=3, hidden_size=5, proj_size=1, batch_first=True, hx=False)]
+              dict(L=6, N=2, input_size=3, hidden_size=4, proj_size=0, bias=False, hx=True),
+              dict(L=8, N=1, input_size=3, hidden_size=5, proj_size=1, batch_first=False, hx=False),
+              dict(L=3, N=2, input_size=6, hidden_size=3, proj_size=0, batch_first=False, hx=True)]
+    PARTS = {"projection": lambda config: config["proj_size"] > 0,
+             "batch_first": lambda config: config.get("batch_first", False),
+             "unbatched input": lambda config: not config.get("batched", True),
+             "without bias": lambda config: not config.get("bias", True)}
 
     def make_tensors(self, config):
         lstm = self.reference(config)
@@ -370,39 +380,46 @@ class LstmForwardCheck(Check):
         return first_matching_mistake(case, expected, actual, found)
 
 
-# -- ifog_to_pytorch ------------------------------------------------------------------
+# -- tf_lstm_to_pytorch ---------------------------------------------------------------
 
 STATE_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+TF_ORDER = "igfo"  # TensorFlow's blocks i, j, f, o in PyTorch's letters: j is the candidate g
+TF_LETTER = {"i": "i", "f": "f", "g": "j", "o": "o"}  # PyTorch's gate -> TensorFlow's name for it
+TF_WORDS = "TensorFlow's order is i, j, f, o (j is the candidate, PyTorch's g), PyTorch's i, f, g, o"
 
 
-class IfogToPytorchCheck(Check):
-    name = "05-lstm/ifog_to_pytorch"
-    forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks", "rnn_by_hand.chapters.lstm.models.ifog_lstm")
-    student_name = "ifog_to_pytorch"
+class TfLstmToPytorchCheck(Check):
+    name = "05-lstm/tf_lstm_to_pytorch"
+    forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks", "rnn_by_hand.chapters.lstm.models.tf_lstm_layer",
+                           "rnn_by_hand.chapters.lstm.models.to_pytorch_order")
+    student_name = "tf_lstm_to_pytorch"
     builds_on = ("split_gates",)
-    reference_name = "the original i, f, o, g LSTM once loaded into torch.nn.LSTM"
+    reference_name = "the TensorFlow BasicLSTMCell it converts, once loaded into torch.nn.LSTM"
 
-    VISIBLE = [dict(input_size=3, hidden_size=4, L=5, N=2),
-               dict(input_size=5, hidden_size=3, L=4, N=3),
-               dict(input_size=2, hidden_size=6, L=6, N=1)]
-    HIDDEN = [dict(input_size=8, hidden_size=2, L=5, N=2),  # H_in = 4H: a missing transpose keeps the shape
-              dict(input_size=4, hidden_size=5, L=3, N=4),
-              dict(input_size=1, hidden_size=3, L=4, N=2),
-              dict(input_size=6, hidden_size=6, L=2, N=3)]
+    VISIBLE = [dict(input_size=3, hidden_size=4, L=5, N=2, forget_bias=1.0),
+               dict(input_size=5, hidden_size=3, L=4, N=3, forget_bias=0.0),
+               dict(input_size=2, hidden_size=3, L=6, N=1, forget_bias=2.5)]
+    HIDDEN = [dict(input_size=8, hidden_size=2, L=5, N=2, forget_bias=1.0),  # H_in = 4H: untransposed fits
+              dict(input_size=2, hidden_size=4, L=3, N=4, forget_bias=0.0),
+              dict(input_size=1, hidden_size=3, L=4, N=2, forget_bias=1.0),
+              dict(input_size=6, hidden_size=5, L=2, N=3, forget_bias=0.5)]
+    # The weights and the bias reordered is one part; folding forget_bias in is the other.
+    PARTS = {"forget_bias = 0": lambda config: config["forget_bias"] == 0,
+             "forget_bias != 0": lambda config: config["forget_bias"] != 0}
 
     def make_tensors(self, config):
         H_in, H, L, N = (config[k] for k in ("input_size", "hidden_size", "L", "N"))
         scale = H ** -0.5  # the size nn.LSTM's own initialisation gives
-        return {"Wx": scale * (2 * torch.rand(H_in, 4 * H, dtype=DTYPE) - 1),
-                "Wh": scale * (2 * torch.rand(H, 4 * H, dtype=DTYPE) - 1),
-                "b": torch.randn(4 * H, dtype=DTYPE),  # large enough to matter
+        return {"kernel": scale * (2 * torch.rand(H_in + H, 4 * H, dtype=DTYPE) - 1),
+                "bias": torch.randn(4 * H, dtype=DTYPE),  # trained, not TensorFlow's zeros
                 "input": torch.randn(L, N, H_in, dtype=DTYPE),
                 "h_0": torch.randn(1, N, H, dtype=DTYPE),
                 "c_0": 2 * torch.randn(1, N, H, dtype=DTYPE)}
 
     def run_student(self, student, case):
         t = case.tensors
-        result = call_student(self.student_name, student, t["Wx"], t["Wh"], t["b"])
+        result = call_student(self.student_name, student, t["kernel"], t["bias"],
+                              forget_bias=case.config["forget_bias"])
         if not isinstance(result, Mapping):
             raise CheckFailure(f"{self.student_name} should return a dict with the keys "
                                f"{', '.join(STATE_KEYS)}, that nn.LSTM.load_state_dict accepts; "
@@ -411,7 +428,8 @@ class IfogToPytorchCheck(Check):
 
     def run_reference(self, case):
         t = case.tensors
-        output, h_L, c_L = ifog_lstm(t["input"], t["h_0"][0], t["c_0"][0], t["Wx"], t["Wh"], t["b"])
+        output, h_L, c_L = tf_lstm_layer(t["input"], t["h_0"][0], t["c_0"][0], t["kernel"], t["bias"],
+                                         case.config["forget_bias"])
         return {"output": output, "h_n": h_L.unsqueeze(0), "c_n": c_L.unsqueeze(0)}
 
     def expected_shapes(self, case) -> dict[str, tuple[int, ...]]:
@@ -440,10 +458,14 @@ class IfogToPytorchCheck(Check):
 
     def compare_state(self, case, converted: dict) -> list[str]:
         """The keys, types and shapes that load_state_dict needs, explained."""
+        H_in, H = case.config["input_size"], case.config["hidden_size"]
         shapes = self.expected_shapes(case)
         problems = [f"the dict has no key {k!r}" for k in STATE_KEYS if k not in converted]
         problems += [f"the dict has a key {k!r} that nn.LSTM(num_layers=1) does not have"
                      for k in converted if k not in shapes]
+        halves = (f"the kernel's first input_size = {H_in} rows read x_t and its last hidden_size = {H} "
+                  "rows read h, as concat([x_t, h]) @ kernel: weight_ih_l0 comes from "
+                  "kernel[:input_size] and weight_hh_l0 from kernel[input_size:]")
         for key, shape in shapes.items():
             value = converted.get(key)
             if key not in converted:
@@ -453,46 +475,94 @@ class IfogToPytorchCheck(Check):
             elif tuple(value.shape) != shape:
                 text = f"{key} has shape {shape_str(value.shape)}, expected {shape_str(shape)}"
                 if tuple(value.shape) == shape[::-1]:
-                    text += (": nn.LSTM stores (4H, input) and computes x @ weight.T, while Wx and Wh "
-                             "are (input, 4H) and used as x @ Wx, so transpose them")
+                    text += (": nn.LSTM stores (4H, input) and computes x @ weight.T, while the kernel "
+                             "is (input, 4H) and used as x @ kernel, so transpose it")
+                elif key.startswith("weight") and value.dim() == 2 and 4 * H in value.shape:
+                    text += ": " + halves
                 problems.append(text)
         return problems
 
+    def error_hint(self, case, message):
+        if "unexpected keyword argument 'forget_bias'" in message:
+            return ("keep the signature tf_lstm_to_pytorch(kernel, bias, forget_bias=1.0): the check "
+                    "passes the cell's forget_bias by that name")
+        if "not enough values to unpack (expected 4" in message:
+            return ("the kernel is (H_in + H, 4H), its gate blocks side by side along the columns: "
+                    "transpose each half to (4H, rows) before splitting it into blocks of H rows")
+        return ""
+
     def hint(self, case, actual):
-        converted, t = actual["converted"], case.tensors
+        converted = actual["converted"]
         if self.compare_state(case, converted):
             return ""
-        H = case.config["hidden_size"]
-        source = {"Wx": t["Wx"].T, "Wh": t["Wh"].T}  # (4H, input), blocks i, f, o, g
-        for key, name in (("weight_ih_l0", "Wx"), ("weight_hh_l0", "Wh")):
-            theirs = dict(zip("ifog", source[name].split(H)))
-            right = torch.cat([theirs[gate] for gate in GATES])
-            if matches(right.T, converted[key]):
+        return self.weight_hint(case, converted) or self.bias_hint(case, converted)
+
+    @staticmethod
+    def weight_hint(case, converted: dict) -> str:
+        H_in, H = case.config["input_size"], case.config["hidden_size"]
+        kernel = case.tensors["kernel"]
+        halves = {"weight_ih_l0": kernel[:H_in], "weight_hh_l0": kernel[H_in:]}  # (rows, 4H) each
+        for key, half in halves.items():
+            source = half.T                                      # (4H, rows): blocks i, j, f, o
+            if matches(to_pytorch_order(source, TF_ORDER, H), converted[key]):
+                continue
+            if matches(to_pytorch_order(source, TF_ORDER, H).T, converted[key]):
                 return (f"{key} is transposed: nn.LSTM stores (4H, input) and computes x @ {key}.T, "
-                        f"so {key} is {name}.T with its blocks reordered")
-            untransposed = t[name].split(H)  # blocks of Wx itself: same shape only when H_in = 4H
+                        f"so {key} is the kernel's rows transposed, with its blocks reordered")
+            h_first = kernel[H:] if key == "weight_ih_l0" else kernel[:H]  # as if h's rows came first
+            if matches(to_pytorch_order(h_first.T, TF_ORDER, H), converted[key]):
+                return (f"your {key} comes from the other end of the kernel: concat([x_t, h]) puts x_t "
+                        "first, so its first input_size rows read x_t and its last hidden_size rows h")
+            if matches(to_pytorch_order(source, "ifog", H), converted[key]):
+                return ("your blocks are moved as if the kernel's were CS231n's i, f, o, g (the "
+                        f"chapter's example); {TF_WORDS}")
+            theirs = dict(zip("ijfo", source.split(H)))
             got = blocks(converted[key], H)
             for gate in GATES:
-                if matches(theirs[gate], got[gate]):
+                if matches(theirs[TF_LETTER[gate]], got[gate]):
                     continue
-                for other, block in theirs.items():
+                for letter, block in theirs.items():
                     if matches(block, got[gate]):
-                        return (f"rows {ROWS[GATES.index(gate)]} of your {key} hold "
-                                f"{name}'s {other} block, but nn.LSTM reads them as its {gate} "
-                                f"({GATE_NAMES[gate]}): PyTorch's order is i, f, g, o, the source's "
-                                "is i, f, o, g")
-                if any(matches(block, got[gate]) for block in untransposed):
-                    return (f"{key} looks untransposed: {name} is (input, 4H) and used as x @ {name}; "
-                            f"nn.LSTM computes x @ {key}.T, so {key} is {name}.T with its blocks reordered")
-        bias = converted["bias_ih_l0"] + converted["bias_hh_l0"]
-        i, f, o, g = t["b"].split(H)
-        reordered = torch.cat([i, f, g, o])
-        if matches(2 * reordered, bias):
-            return ("nn.LSTM adds bias_ih_l0 and bias_hh_l0, so b is counted twice; their sum must be b "
-                    "(reordered): put it in one and zeros in the other")
-        if matches(t["b"], bias):
-            return "the bias b needs its blocks reordered from i, f, o, g to i, f, g, o, like the weights"
+                        return (f"rows {ROWS[GATES.index(gate)]} of your {key} hold the kernel's {letter} "
+                                f"block, but nn.LSTM reads them as its {gate} ({GATE_NAMES[gate]}): "
+                                + TF_WORDS)
+                if any(matches(block, got[gate]) for block in half.split(H)):  # fits when rows = 4H
+                    return (f"{key} looks untransposed: the kernel is used as x @ kernel; nn.LSTM computes "
+                            f"x @ {key}.T, so {key} is the kernel's rows transposed, blocks reordered")
         return ""
+
+    @staticmethod
+    def bias_hint(case, converted: dict) -> str:
+        H, forget_bias = case.config["hidden_size"], case.config["forget_bias"]
+        b = case.tensors["bias"]
+        total = converted["bias_ih_l0"] + converted["bias_hh_l0"]   # what nn.LSTM adds
+        ordered = to_pytorch_order(b, TF_ORDER, H)
+
+        def plus(stacked, k, amount):  # `amount` added to the k-th block of H rows
+            added = stacked.clone()
+            added[k * H:(k + 1) * H] += amount
+            return added
+        right = plus(ordered, 1, forget_bias)
+        found = [(2 * right, "nn.LSTM adds bias_ih_l0 and bias_hh_l0, so your bias is counted twice: "
+                             "put it in one and zeros in the other")]
+        if forget_bias:
+            found += [(plus(ordered, 1, 2 * forget_bias), "forget_bias is in both biases, and nn.LSTM adds "
+                                                         "them: put it in one of the two"),
+                      (ordered, "forget_bias is missing: TensorFlow adds it inside the forget gate, "
+                                "sigmoid(f + forget_bias); nn.LSTM has no such constant, so add it to the "
+                                "forget gate's rows [H, 2H) of one bias"),
+                      (ordered + forget_bias, "forget_bias was added to every gate; it belongs to the forget "
+                                              "gate only, rows [H, 2H) of one bias"),
+                      (plus(ordered, 1, -forget_bias), "forget_bias has the wrong sign: TensorFlow computes "
+                                                       "sigmoid(f + forget_bias), so add it")]
+            found += [(plus(ordered, k, forget_bias), f"forget_bias went into rows {ROWS[k]}, nn.LSTM's "
+                                                      f"{GATE_NAMES[GATES[k]]}; the forget gate is rows [H, 2H) "
+                                                      "in PyTorch's order (TensorFlow's f is its third block)")
+                      for k in (0, 2, 3)]
+        found += [(b, "the bias needs its blocks reordered from i, j, f, o to i, f, g, o, like the weights"),
+                  (plus(b, 2, forget_bias), "the bias needs its blocks reordered from i, j, f, o to "
+                                            "i, f, g, o, like the weights")]
+        return next((text for value, text in found if matches(value, total) and not matches(right, value)), "")
 
 
 # -- set_chrono_bias ------------------------------------------------------------------
@@ -512,10 +582,13 @@ class SetChronoBiasCheck(Check):
     VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=1, bidirectional=False, t_max=20.0, L=5, N=2),
                dict(input_size=2, hidden_size=5, num_layers=2, bidirectional=False, t_max=50.0, L=4, N=3),
                dict(input_size=4, hidden_size=3, num_layers=1, bidirectional=True, t_max=10.0, L=3, N=2)]
-    HIDDEN = [dict(input_size=3, hidden_size=6, num_layers=3, bidirectional=True, t_max=30.0, L=4, N=2),
+    HIDDEN = [dict(input_size=3, hidden_size=6, num_layers=3, bidirectional=False, t_max=30.0, L=4, N=2),
               dict(input_size=5, hidden_size=4, num_layers=2, bidirectional=False, proj_size=2, t_max=60.0,
                    L=5, N=3),
+              dict(input_size=2, hidden_size=5, num_layers=1, bidirectional=True, t_max=40.0, L=3, N=3),
               dict(input_size=2, hidden_size=3, num_layers=1, bidirectional=False, t_max=8.0, L=6, N=1)]
+    PARTS = {"stacked layers": lambda config: config["num_layers"] > 1,
+             "bidirectional": lambda config: config["bidirectional"]}
     MODULE_ARGS = ("input_size", "hidden_size", "num_layers", "bidirectional", "proj_size")
     GATE_ROWS = {"i": "input gate, rows [0, H)", "f": "forget gate, rows [H, 2H)"}
 
@@ -644,5 +717,5 @@ class SetChronoBiasCheck(Check):
 check_split_gates = SplitGatesCheck()
 check_lstm_forward = LstmForwardCheck()
 check_peephole_lstm_step = PeepholeLstmStepCheck()
-check_ifog_to_pytorch = IfogToPytorchCheck()
+check_tf_lstm_to_pytorch = TfLstmToPytorchCheck()
 check_set_chrono_bias = SetChronoBiasCheck()

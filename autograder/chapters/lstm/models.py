@@ -1,6 +1,7 @@
 """Chapter 5's hand-written LSTMs: ours, read in mistaken ways, only to name a mistake in a
-hint (lstm_cell, lstm_layer, cell_variants, peephole_cell, peephole_variants); the i, f, o, g
-network of CS231n's layout, the original whose weights ifog_to_pytorch converts (ifog_lstm);
+hint (lstm_cell, lstm_layer, cell_variants, peephole_cell, peephole_variants, to_pytorch_order);
+TensorFlow 1's BasicLSTMCell, the original whose weights tf_lstm_to_pytorch converts
+(tf_lstm_layer, compared by the unit tests with nn.LSTM after a conversion of their own);
 and the peephole LSTM step, which has no torch.nn module and is peephole_lstm_step's reference
 (peephole_lstm_cell, compared by the unit tests with a hand computation and with nn.LSTMCell).
 The references of the other checks are torch.nn itself. An answer may not call any of these.
@@ -78,21 +79,37 @@ def cell_variants(bias: bool) -> list[tuple[str, dict]]:
     return found
 
 
-def ifog_lstm(x, h, c, Wx, Wh, b):
-    """An LSTM in the i, f, o, g convention with CS231n's layout, time-major.
+def tf_lstm_layer(x, h, c, kernel, bias, forget_bias=1.0):
+    """TensorFlow 1's BasicLSTMCell over a sequence, time-major, written for the course from
+    its documented equations (the original whose weights tf_lstm_to_pytorch converts).
 
-    x (L, N, H_in), h and c (N, H); Wx (H_in, 4H) and Wh (H, 4H) are used as x @ Wx,
-    one bias b (4H,). Returns output (L, N, H), h_L and c_L (N, H).
+    x (L, N, H_in), h and c (N, H); kernel (H_in + H, 4H) multiplies concat([x_t, h]) from
+    the right, so its first H_in rows read x_t and its last H rows read h; its column blocks
+    are i, j, f, o, with j the cell candidate; bias (4H,); forget_bias, a constant of the
+    cell (not a variable), is added inside the forget gate's sigmoid:
+
+        i, j, f, o = split(concat([x_t, h]) @ kernel + bias)
+        c_t = c * sigmoid(f + forget_bias) + sigmoid(i) * tanh(j)
+        h_t = tanh(c_t) * sigmoid(o)
+
+    Returns output (L, N, H), h_L and c_L (N, H).
     """
-    H = Wh.shape[0]
+    H = kernel.shape[1] // 4
     outputs = []
     for x_t in x:
-        a = x_t @ Wx + h @ Wh + b                  # (N, 4H): blocks i, f, o, g
-        i, f, o, g = a.split(H, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        a = torch.cat([x_t, h], dim=-1) @ kernel + bias    # (N, 4H): blocks i, j, f, o
+        i, j, f, o = a.split(H, dim=-1)
+        c = c * torch.sigmoid(f + forget_bias) + torch.sigmoid(i) * torch.tanh(j)
+        h = torch.tanh(c) * torch.sigmoid(o)
         outputs.append(h)
     return torch.stack(outputs), h, c
+
+
+def to_pytorch_order(stacked, order, H):
+    """Blocks of H rows stacked along dim 0 in `order`, named by PyTorch's gate letters
+    (TensorFlow's i, j, f, o is "igfo"), moved into PyTorch's i, f, g, o. For hints."""
+    blocks = dict(zip(order, stacked.split(H)))
+    return torch.cat([blocks[gate] for gate in GATES])
 
 
 PEEPHOLES = "ifo"  # the order of the three peephole blocks: the gate g has none
