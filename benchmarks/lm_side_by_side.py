@@ -1,13 +1,13 @@
 """A language-model configuration against pytorch/examples' defaults, side by side on one CPU.
 
     .venv/bin/python benchmarks/lm_side_by_side.py [--config small] [--baseline examples]
-        [--tokens 930000] [--eval-every 400] [--rounds 2] [--data FOLDER]
+        [--tokens 930000] [--config-tokens N] [--eval-every 400] [--rounds 2] [--data FOLDER]
 
 Both are trained by this course's own trainer (rnn_by_hand.lm.fit); the baseline,
 CONFIGS["examples"], has the defaults of pytorch/examples' word_language_model (2 x 200
 LSTM, untied, dropout 0.2, SGD lr 20, clip 0.25, bptt 35, batch 20); nothing of theirs is
 copied. Each round starts both at the same moment, each pinned to a core of its own with
-one thread, for the same budget of training tokens (work, not seconds, so a busy machine
+one thread, for a budget of training tokens (work, not seconds, so a busy machine
 changes the speeds but not what is trained); the next round swaps the cores. Validation
 perplexity is measured every --eval-every batches, against training tokens seen.
 
@@ -21,7 +21,9 @@ as both shared the machine alike:
                                             the time the baseline takes for one epoch
 
 A full comparison on Penn Treebank takes one epoch of the baseline per round (about
-930,000 tokens); --tokens and --data shrink it for a trial.
+930,000 tokens); --tokens and --data shrink it for a trial. --config-tokens gives the
+measured configuration a budget of its own (default: --tokens), so that a faster one
+can train for about as long as the baseline's epoch and its curve reach that time.
 """
 from __future__ import annotations
 
@@ -57,10 +59,11 @@ def worker(args) -> None:
 
 def run_round(names: list[str], cores: list[int], args) -> dict[str, dict]:
     """Both trainers at once, each on its core; their JSON results by configuration."""
-    common = ["--tokens", str(args.tokens), "--eval-every", str(args.eval_every)]
-    common += ["--data", str(args.data)] if args.data else []
+    budget = {args.config: args.config_tokens or args.tokens, args.baseline: args.tokens}
+    common = ["--eval-every", str(args.eval_every)] + (["--data", str(args.data)] if args.data else [])
     environment = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    running = [subprocess.Popen([sys.executable, __file__, "--worker", name, "--core", str(core), *common],
+    running = [subprocess.Popen([sys.executable, __file__, "--worker", name, "--core", str(core),
+                                 "--tokens", str(budget[name]), *common],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
                for name, core in zip(names, cores)]
     results = {}
@@ -99,6 +102,7 @@ def main() -> None:
     p.add_argument("--config", default="small", help="the configuration measured (default small)")
     p.add_argument("--baseline", default="examples", help="what it is measured against (default examples)")
     p.add_argument("--tokens", type=int, default=930_000, help="training tokens per trainer and round")
+    p.add_argument("--config-tokens", type=int, help="the measured configuration's own budget (default --tokens)")
     p.add_argument("--eval-every", type=int, default=400, help="batches between validation points")
     p.add_argument("--rounds", type=int, default=2, help="rounds; each swaps the cores (default 2)")
     p.add_argument("--target", type=float, default=200.0, help="validation perplexity to reach (default 200)")
@@ -112,8 +116,8 @@ def main() -> None:
     for name in (args.config, args.baseline):
         if name not in CONFIGS:
             p.error(f"no configuration {name!r}; known: {', '.join(sorted(CONFIGS))}")
-    if args.tokens < 1 or args.rounds < 1 or args.eval_every < 1:
-        p.error("--tokens, --rounds and --eval-every must be at least 1")
+    if min(args.tokens, args.rounds, args.eval_every, args.config_tokens or 1) < 1:
+        p.error("--tokens, --config-tokens, --rounds and --eval-every must be at least 1")
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         p.error(f"two cores are needed to run both at once; this process may use {len(cores)}")

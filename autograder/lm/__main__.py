@@ -21,7 +21,8 @@ from ..arguments import OneLineParser as Parser
 from .configs import CONFIGS, Config
 from .data import Corpus, batchify, check_fits, get_batch
 from .generate import generate
-from .model import RNN_TYPES
+from .model import DECODERS, RNN_TYPES
+from .precision import PRECISIONS, autocast, training_precision
 from .progress import Bars, print_now
 from .train import (build_model, check_checkpoint_path, check_save_path, evaluate_split, fit, load_checkpoint,
                     pick_device)
@@ -56,6 +57,18 @@ def number(kind: type, low: float | None = None, high: float | None = None, *, a
 
 
 COUNT = number(int, 1)                 # sizes and counts: 1 or more
+
+
+def cutoffs(text: str) -> tuple[int, ...]:
+    """'2000,6000': increasing frequency ranks, each at least 1."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected increasing whole numbers such as 2000,6000, got {text!r}") from None
+    if min(values) < 1 or list(values) != sorted(set(values)):
+        raise argparse.ArgumentTypeError(f"expected increasing whole numbers of at least 1, got {text!r}")
+    return values
+
 POSITIVE = number(float, 0, above=True)
 OPTIONS = [  # name, type, help; the default of each is the --config's (configs.py)
     ("emsize", COUNT, "embedding size"),
@@ -67,6 +80,7 @@ OPTIONS = [  # name, type, help; the default of each is the --config's (configs.
     ("bptt", COUNT, "tokens per truncated-BPTT window"),
     ("epochs", number(int, 1, hint=" (to evaluate without training, --load a checkpoint)"),
      "passes over the training split, at least 1; to evaluate without training, --load a checkpoint"),
+    ("div-value", number(float, 1, above=True), "--decoder adaptive: each tail cluster's width divisor, above 1"),
     ("lr", POSITIVE, "SGD learning rate"),
     ("clip", POSITIVE, "max global norm of the gradient"),
     ("seed", number(int, 0, 2 ** 64, below=True), "random seed"),
@@ -91,6 +105,13 @@ def parser(prog: str = "python -m rnn_by_hand.lm") -> Parser:
     for name, kind, text in OPTIONS:
         p.add_argument(f"--{name}", type=kind, help=text)
     p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=None, help="tie decoder and embedding")
+    p.add_argument("--decoder", choices=DECODERS, help="full: Linear and softmax over every word; "
+                   "adaptive: AdaptiveLogSoftmaxWithLoss (frequent words in a head, rare ones in clusters)")
+    p.add_argument("--cutoffs", type=cutoffs, metavar="K1,K2,...",
+                   help="--decoder adaptive: cluster boundaries by frequency rank, e.g. 2000,6000")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="bfloat16: autocast the forward pass where the CPU or GPU has bf16 units "
+                        "(float32 elsewhere, said in one line)")
     p.add_argument("--schedule", choices=["constant", "step", "plateau"])
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=COUNT, metavar="N",
@@ -144,16 +165,21 @@ def dry_run(config: Config, corpus: Corpus) -> None:
     """One training step and one evaluation window of each split: wiring, not learning."""
     device = pick_device(config.device)
     print_now(f"| dry run on {device}, {threads()}")
-    model = build_model(config, len(corpus.dictionary)).to(device)
+    precision, why = training_precision(config.precision, device)
+    if why:
+        print_now(why)
+    model = build_model(config, len(corpus.dictionary), corpus.train).to(device)
     for split in ("train", "valid", "test"):
         columns = config.batch_size if split == "train" else config.eval_batch_size
         data = batchify(getattr(corpus, split), columns).to(device)   # (rows, columns)
         inputs, targets = get_batch(data, 0, config.bptt)
-        logits, _ = model(inputs, model.init_hidden(columns))
-        loss = logits.view(-1, logits.size(-1)).log_softmax(-1).gather(1, targets[:, None]).mean().neg()
+        with autocast(precision if split == "train" else "float32", device):
+            loss, _ = model.loss(inputs, model.init_hidden(columns), targets)
         if split == "train":
             loss.backward()
-        print_now(f"dry run | {split:5s} | inputs {tuple(inputs.shape)} | logits {tuple(logits.shape)} "
+        with torch.no_grad():
+            scores, _ = model(inputs, model.init_hidden(columns))   # (bptt, columns, ntoken)
+        print_now(f"dry run | {split:5s} | inputs {tuple(inputs.shape)} | scores {tuple(scores.shape)} "
                   f"| loss {loss.item():.3f}")
 
 

@@ -11,9 +11,9 @@ import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .data import get_batch
+from .model import window_loss
 
 
 @torch.no_grad()
@@ -31,8 +31,8 @@ def cross_entropy(model, source: torch.Tensor, bptt: int, batch_size: int | None
     total_loss, total_tokens = 0.0, 0
     for i in range(0, source.size(0) - 1, bptt):
         inputs, targets = get_batch(source, i, bptt)    # (seq_len, N), (seq_len * N,)
-        logits, hidden = model(inputs, hidden)          # (seq_len, N, ntoken)
-        total_loss += F.cross_entropy(logits.view(-1, logits.size(-1)), targets, reduction="sum").item()
+        loss, hidden = window_loss(model, inputs, hidden, targets, reduction="sum")
+        total_loss += loss.item()
         total_tokens += targets.numel()
         if on_window:
             on_window()

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .configs import Config
 from .data import Corpus, batchify, check_fits, get_batch
 from .evaluate import cross_entropy
 from .model import RNNModel
+from .precision import autocast, training_precision
 from .progress import NoBars, print_now
 
 
@@ -47,8 +47,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: Config, ntoken: int) -> RNNModel:
-    return RNNModel(config.model, ntoken, config.emsize, config.nhid, config.nlayers, config.dropout, config.tied)
+def build_model(config: Config, ntoken: int, train_ids: torch.Tensor | None = None) -> RNNModel:
+    """The configuration's model; with the adaptive decoder, train_ids ranks its words
+    by frequency (a checkpoint brings its own ranks)."""
+    model = RNNModel(config.model, ntoken, config.emsize, config.nhid, config.nlayers, config.dropout,
+                     config.tied, config.decoder, config.cutoffs, config.div_value)
+    if model.adaptive and train_ids is not None:
+        model.set_frequencies(train_ids)
+    return model
 
 
 @dataclass
@@ -85,8 +91,12 @@ class Clock:
 
 
 def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log: Callable,
-                epoch: int, on_interval: Callable | None = None, bars=None) -> tuple[float, int, bool]:
+                epoch: int, on_interval: Callable | None = None, bars=None,
+                precision: str = "float32") -> tuple[float, int, bool]:
     """One pass over train_data (rows, batch). Returns (mean loss, tokens, stopped early).
+
+    precision (from precision.training_precision): "bfloat16" runs each forward pass
+    under autocast; the weights and the optimizer stay float32.
 
     bars (progress.Bars) draws a bar over the batches this epoch will run: all of them,
     or fewer when the token budget ends it sooner."""
@@ -104,8 +114,8 @@ def train_epoch(model, train_data, optimizer, config: Config, clock: Clock, log:
         inputs, targets = get_batch(train_data, i, config.bptt)   # (seq_len, N), (seq_len * N,)
         hidden = repackage_hidden(hidden)
         optimizer.zero_grad(set_to_none=True)
-        logits, hidden = model(inputs, hidden)                    # (seq_len, N, ntoken)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets)
+        with autocast(precision, inputs.device):
+            loss, hidden = model.loss(inputs, hidden, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
@@ -170,7 +180,10 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     ntoken = len(corpus.dictionary)
-    model = (model or build_model(config, ntoken)).to(device)
+    model = (model or build_model(config, ntoken, corpus.train)).to(device)
+    precision, why = training_precision(config.precision, device)
+    if why:
+        log(why)
     train_data = batchify(corpus.train, config.batch_size).to(device)          # (rows, batch)
     valid_data = batchify(corpus.valid, config.eval_batch_size).to(device)
     test_data = batchify(corpus.test, config.eval_batch_size).to(device)
@@ -186,7 +199,7 @@ def fit(config: Config, corpus: Corpus, save: str | Path | None = None, log: Cal
     for epoch in range(1, config.epochs + 1):
         seconds_before = clock.now()
         train_loss, tokens, out_of_time = train_epoch(model, train_data, optimizer, config, clock, log, epoch,
-                                                      valid_point, bars)
+                                                      valid_point, bars, precision)
         seconds = clock.now() - seconds_before
         valid_loss = evaluate_split(model, "valid", valid_data, config.bptt, bars, log)
         history.curve.append((clock.now(), math.exp(valid_loss)))
