@@ -1,17 +1,22 @@
 """Checks for chapter 7, cells and the machinery under nn.RNN.
 
-    lstm_to_cells(lstm)                      nn.LSTM's weights copied into one nn.LSTMCell per layer
-    cells_to_lstm(cells)                     the cells' weights copied back into an nn.LSTM
-    stacked_lstm_forward(input, hx, cells)   a stack of LSTMCells stepped by hand vs nn.LSTM(num_layers=K)
-    greedy_decode(cell, embedding, head, start_tokens, steps, state)
-                                             a greedy loop over a cell vs nn.LSTM run one step at a time
+    bilstm_to_cells(lstm)                    a bidirectional nn.LSTM copied into (forward, backward)
+                                             pairs of nn.LSTMCell, one pair per layer
+    cells_to_bilstm(pairs)                   the pairs copied back into a bidirectional nn.LSTM
+    bidirectional_lstm_forward(input, hx, pairs)
+                                             the pairs stepped by hand vs nn.LSTM(bidirectional=True)
+    greedy_decode_until(cell, embedding, head, start_tokens, steps, eos, state)
+                                             greedy decoding in which each sequence stops at eos, vs
+                                             nn.LSTM run one step at a time on each sequence alone
 
-Each case builds its torch.nn modules afresh from a seed, in float64. The copy
-checks compare parameters exactly (torch.equal) and outputs by value; the loop
-checks compare with nn.LSTM, whose weights are copied into the cells the student
-steps. `run_cells` below steps cells with the check's own code; the references
-come from nn.LSTM, and `run_cells` (read in mistaken ways) only names mistakes
-in hints, or serves as the "cells" side of a copy check.
+The page shows the one-directional case of each (a layer copied into a cell and back, a stack
+of cells stepped by hand, a greedy loop that never stops); the exercises ask for the neighbour
+the page does not show. Each case builds its torch.nn modules afresh from a seed, in float64.
+The copy checks compare parameters exactly (torch.equal) and outputs by value; the loop
+checks compare with nn.LSTM, whose weights are copied into the cells the student steps.
+`run_pairs` and `decode_until_by_hand` below are the check's own loops: read in mistaken ways,
+they name mistakes in hints, or serve as the "cells" side of a copy check; tests/chapters/
+test_cells.py checks that, read correctly, they equal nn.LSTM.
 """
 from __future__ import annotations
 
@@ -26,63 +31,93 @@ ASSIGNMENT = "07-cells"
 
 # Only the fused multi-step kernel is trapped: the exercises step nn.LSTMCell (lstm_cell) by hand.
 FUSED_LSTM = ("lstm",)
+# The parameter suffix of each direction after _l{k}, and its name in messages.
+DIRECTIONS = ("", "_reverse")
+SIDES = ("forward", "backward")
 
 
 # -- helpers shared by the checks ---------------------------------------------------
 
 def build_lstm(config: dict, state: dict | None = None) -> nn.LSTM:
-    """A float64 nn.LSTM with the case's sizes, loaded with `state` when given."""
+    """A float64 bidirectional nn.LSTM with the case's sizes, loaded with `state` when given."""
     lstm = nn.LSTM(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
-                   bias=config.get("bias", True), dtype=DTYPE)
+                   bias=config.get("bias", True), bidirectional=True, dtype=DTYPE)
     if state is not None:
         lstm.load_state_dict(state)
     return lstm
 
 
-def build_cells(config: dict, tensors: dict) -> list[nn.LSTMCell]:
-    """The case's float64 LSTMCells, one per layer, from the tensors stored as cell{k}.*."""
-    cells = []
+def layer_input_size(config: dict, k: int) -> int:
+    """What the cells of layer k read: the input, or both directions' h of layer k - 1."""
+    return config["input_size"] if k == 0 else 2 * config["hidden_size"]
+
+
+def new_pair(input_size: int, hidden_size: int, bias: bool) -> tuple[nn.LSTMCell, nn.LSTMCell]:
+    return tuple(nn.LSTMCell(input_size, hidden_size, bias=bias, dtype=DTYPE) for _ in SIDES)
+
+
+def build_pairs(config: dict, tensors: dict) -> list[tuple[nn.LSTMCell, nn.LSTMCell]]:
+    """The case's float64 (forward, backward) cells, one pair per layer, stored as cell{k}.{side}.*."""
+    pairs = []
     for k in range(config["num_layers"]):
-        state = state_of(tensors, f"cell{k}.")
-        cell = nn.LSTMCell(state["weight_ih"].shape[1], config["hidden_size"], bias="bias_ih" in state,
-                           dtype=DTYPE)
-        cell.load_state_dict(state)
-        cells.append(cell)
-    return cells
+        pair = new_pair(layer_input_size(config, k), config["hidden_size"], config.get("bias", True))
+        for side, cell in zip(SIDES, pair):
+            cell.load_state_dict(state_of(tensors, f"cell{k}.{side}."))
+        pairs.append(pair)
+    return pairs
 
 
-def cells_from_lstm(lstm: nn.LSTM) -> list[nn.LSTMCell]:
-    """The check's own copy of an nn.LSTM into one LSTMCell per layer."""
-    cells = []
+def pair_tensors(pairs) -> dict[str, torch.Tensor]:
+    """Case tensors of a list of pairs, under cell{k}.{side}.*."""
+    return {name: value for k, pair in enumerate(pairs) for side, cell in zip(SIDES, pair)
+            for name, value in with_state(cell, f"cell{k}.{side}.").items()}
+
+
+def pairs_from_lstm(lstm: nn.LSTM) -> list[tuple[nn.LSTMCell, nn.LSTMCell]]:
+    """The check's own copy of a bidirectional nn.LSTM into one (forward, backward) pair per layer."""
+    pairs = []
     for k in range(lstm.num_layers):
-        weights = layer_tensors(lstm, f"_l{k}")
-        cell = nn.LSTMCell(weights["weight_ih"].shape[1], lstm.hidden_size, bias=lstm.bias, dtype=DTYPE)
-        cell.load_state_dict(weights)
-        cells.append(cell)
-    return cells
+        size = lstm.input_size if k == 0 else 2 * lstm.hidden_size
+        pair = new_pair(size, lstm.hidden_size, lstm.bias)
+        for suffix, cell in zip(DIRECTIONS, pair):
+            cell.load_state_dict(layer_tensors(lstm, f"_l{k}{suffix}"))
+        pairs.append(pair)
+    return pairs
 
 
-def run_cells(cells, x, hx=None, *, wiring="h", order=None, carry=True):
-    """Step a stack of LSTMCells over x (L, [N,] H_in); the keywords describe a mistaken reading.
+def run_pairs(pairs, x, hx=None, *, reverse=True, restore=True, backward_first=False, layer_major=True,
+              carry=True):
+    """Step a bidirectional stack of LSTMCell pairs over x (L, [N,] H_in); the keywords describe
+    a mistaken reading.
 
-    wiring: what layer k + 1 reads from layer k, "h" (right) or "c"; "x" feeds x_t to every layer.
-    order: the order in which the cells are applied (default 0, 1, ..., K - 1).
+    reverse: False runs the backward cell from the first step to the last, like the forward one.
+    restore: False leaves the backward cell's h in the order it computed them (last step first).
+    backward_first: True concatenates (backward, forward) instead of (forward, backward).
+    layer_major: False stacks h_n as every layer's forward state, then every layer's backward one.
     carry: False starts every step from the initial state instead of the previous one.
-    Returns output (L, [N,] H) of the last cell applied, h_n and c_n (K, [N,] H) by cell index.
+    Returns output (L, [N,] 2H) of the top layer, h_n and c_n (2K, [N,] H).
     """
-    K = len(cells)
-    order = list(range(K)) if order is None else order
-    initial = [None] * K if hx is None else [(hx[0][k], hx[1][k]) for k in range(K)]
-    states, outputs = list(initial), []
+    L, finals, layer_input = x.shape[0], {}, x
     with torch.no_grad():
-        for x_t in x:
-            layer_input = x_t
-            for k in order:
-                h, c = cells[k](layer_input, states[k] if carry else initial[k])
-                states[k] = (h, c)
-                layer_input = {"h": h, "c": c, "x": x_t}[wiring]
-            outputs.append(h)
-    return torch.stack(outputs), torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states])
+        for k, pair in enumerate(pairs):
+            sequences = []
+            for d, cell in enumerate(pair):
+                initial = None if hx is None else (hx[0][2 * k + d], hx[1][2 * k + d])
+                state, hs = initial, []
+                times = range(L - 1, -1, -1) if d == 1 and reverse else range(L)
+                for t in times:
+                    state = cell(layer_input[t], state if carry else initial)
+                    hs.append(state[0])                     # ([N,] H)
+                if d == 1 and reverse and restore:
+                    hs = hs[::-1]                           # back in time order
+                sequences.append(torch.stack(hs))           # (L, [N,] H)
+                finals[k, d] = state
+            layer_input = torch.cat(sequences[::-1] if backward_first else sequences, dim=-1)  # (L, [N,] 2H)
+    K = len(pairs)
+    order = [(k, d) for k in range(K) for d in range(2)] if layer_major else \
+        [(k, d) for d in range(2) for k in range(K)]
+    return (layer_input, torch.stack([finals[i][0] for i in order]),
+            torch.stack([finals[i][1] for i in order]))
 
 
 def make_input(config: dict, H_in: int) -> torch.Tensor:
@@ -92,22 +127,24 @@ def make_input(config: dict, H_in: int) -> torch.Tensor:
 
 
 def make_hx(config: dict) -> dict[str, torch.Tensor]:
-    """h_0 and c_0, (K, [N,] H), when the case gives them."""
+    """h_0 and c_0, (2 * num_layers, [N,] H), when the case gives them."""
     if not config.get("hx", True):
         return {}
     lead = (config["N"],) if config.get("batched", True) else ()
-    K, H = config["num_layers"], config["hidden_size"]
-    return {"h_0": torch.randn(K, *lead, H, dtype=DTYPE), "c_0": 2 * torch.randn(K, *lead, H, dtype=DTYPE)}
+    shape = (2 * config["num_layers"], *lead, config["hidden_size"])
+    return {"h_0": torch.randn(shape, dtype=DTYPE), "c_0": 2 * torch.randn(shape, dtype=DTYPE)}
 
 
 def dims_of(config: dict) -> dict[str, tuple[tuple[str, ...], str]]:
     """Dimension names and readable layouts of output, h_n and c_n."""
     if not config.get("batched", True):
-        return {"output": (("t", "h"), "(L, H) for unbatched input"),
-                "h_n": (("layer", "h"), "(num_layers, H) for unbatched input"),
-                "c_n": (("layer", "h"), "(num_layers, H) for unbatched input")}
-    return {"output": (("t", "n", "h"), "(L, N, H)"), "h_n": (("layer", "n", "h"), "(num_layers, N, H)"),
-            "c_n": (("layer", "n", "h"), "(num_layers, N, H)")}
+        state = (("layer_direction", "h"), "(2 * num_layers, H) for unbatched input, layer k's "
+                 "forward state at 2k and its backward state at 2k + 1")
+        return {"output": (("t", "h"), "(L, 2H) for unbatched input"), "h_n": state, "c_n": state}
+    state = (("layer_direction", "n", "h"), "(2 * num_layers, N, H), layer k's forward state at 2k and "
+             "its backward state at 2k + 1")
+    return {"output": (("t", "n", "h"), "(L, N, 2H): the forward h, then the backward h"),
+            "h_n": state, "c_n": state}
 
 
 def compare_sequence(config, expected, actual, rtol, atol, prefix="") -> list[str]:
@@ -120,7 +157,7 @@ def compare_sequence(config, expected, actual, rtol, atol, prefix="") -> list[st
 def compare_parameters(what: str, expected: dict, actual: dict, where: dict[str, str]) -> list[str]:
     """Exact comparison (torch.equal) of copied parameters, with the source of each named.
 
-    `what` prefixes a parameter's name: "cells[0]." or "your nn.LSTM's ".
+    `what` prefixes a parameter's name: "cells[0][1]." or "your nn.LSTM's ".
     """
     for name, want in expected.items():
         got = actual.get(name)
@@ -162,56 +199,79 @@ def misplaced_copy(copies, sources: dict[str, torch.Tensor], origin: str, made: 
     return ""
 
 
-# -- lstm_to_cells -------------------------------------------------------------------
+def where_from(k: int, d: int) -> str:
+    """Which parameters a cell of layer k, direction d, holds."""
+    return (f"cells[{k}][{d}] ({SIDES[d]}) should get the parameters whose names end in "
+            f"_l{k}{DIRECTIONS[d]}")
 
-class LstmToCellsCheck(Check):
-    name = "07-cells/lstm_to_cells"
-    forbidden_functions = ("rnn_by_hand.chapters.cells.cells_from_lstm", "rnn_by_hand.chapters.cells.build_cells")
-    student_name = "lstm_to_cells"
-    reference_name = "the layers of torch.nn.LSTM"
 
-    VISIBLE = [dict(input_size=5, hidden_size=5, num_layers=2, bias=True, L=4, N=3),
-               dict(input_size=3, hidden_size=4, num_layers=2, bias=True, L=5, N=2),
+# -- bilstm_to_cells -----------------------------------------------------------------
+
+def flat_cells(pairs) -> list[tuple[str, int, int, nn.LSTMCell]]:
+    """(name, layer, direction, cell) of every cell of a list of pairs, in kernel order."""
+    return [(f"cells[{k}][{d}]", k, d, cell) for k, pair in enumerate(pairs) for d, cell in enumerate(pair)]
+
+
+def describe_pairs(pairs) -> str:
+    """What the student returned, when it is not a list of (LSTMCell, LSTMCell) pairs."""
+    if not isinstance(pairs, (list, tuple)):
+        return type_name(pairs)
+    items = ", ".join(type(p).__name__ + (f" of {len(p)}" if isinstance(p, (list, tuple)) else "") for p in pairs)
+    return f"a {type(pairs).__name__} of {items}"
+
+
+def is_pairs(pairs) -> bool:
+    return isinstance(pairs, (list, tuple)) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(c, nn.LSTMCell) for c in p) for p in pairs)
+
+
+class BiLstmToCellsCheck(Check):
+    name = "07-cells/bilstm_to_cells"
+    forbidden_functions = ("rnn_by_hand.chapters.cells.pairs_from_lstm", "rnn_by_hand.chapters.cells.build_pairs")
+    student_name = "bilstm_to_cells"
+    reference_name = "the layers and directions of torch.nn.LSTM(bidirectional=True)"
+
+    VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=2, bias=True, L=4, N=3),
+               dict(input_size=8, hidden_size=4, num_layers=2, bias=True, L=5, N=2),
                dict(input_size=2, hidden_size=3, num_layers=1, bias=False, L=6, N=2)]
-    HIDDEN = [dict(input_size=4, hidden_size=4, num_layers=3, bias=True, L=4, N=2),
+    HIDDEN = [dict(input_size=4, hidden_size=3, num_layers=3, bias=True, L=4, N=2),
               dict(input_size=6, hidden_size=3, num_layers=2, bias=False, L=5, N=1),
-              dict(input_size=2, hidden_size=5, num_layers=3, bias=True, L=3, N=4)]
+              dict(input_size=2, hidden_size=5, num_layers=2, bias=True, L=3, N=4)]
 
     def make_tensors(self, config):
         return with_state(build_lstm(config), "lstm.") | {"input": make_input(config, config["input_size"])}
 
     def run_student(self, student, case):
-        lstm = build_lstm(case.config, state_of(case.tensors, "lstm."))
+        config, before = case.config, state_of(case.tensors, "lstm.")
+        lstm = build_lstm(config, before)
         try:
-            cells = call_student(f"{self.student_name}(lstm)", student, lstm)
+            pairs = call_student(f"{self.student_name}(lstm)", student, lstm)
         except CheckFailure as failure:
             if "raised RuntimeError" in str(failure) and "size" in str(failure):
-                raise CheckFailure(f"{failure}\nHint: cells[0] reads the input (input_size = "
-                                   f"{case.config['input_size']}); cells[k] for k > 0 reads the h of layer "
-                                   f"k - 1, so its input_size is hidden_size = {case.config['hidden_size']}; "
-                                   "and cell k takes the parameters of layer k, whose names end in _l{k}") from None
+                raise CheckFailure(f"{failure}\nHint: the cells of layer 0 read the input (input_size = "
+                                   f"{config['input_size']}); the cells of layer k > 0 read both directions' "
+                                   f"h of layer k - 1, concatenated, so their input_size is 2 * hidden_size = "
+                                   f"{2 * config['hidden_size']}; and the pair cells[k] takes layer k's "
+                                   "parameters, those ending in _l{k} and _l{k}_reverse") from None
             raise
-        before = state_of(case.tensors, "lstm.")
         if any(not torch.equal(v, before[k]) for k, v in lstm.state_dict().items()):
             raise CheckFailure(f"{self.student_name} changed the nn.LSTM it was given; copy its weights, "
                                "leave the module as it was")
-        if not isinstance(cells, (list, tuple)) or not all(isinstance(c, nn.LSTMCell) for c in cells):
-            described = type_name(cells) if not isinstance(cells, (list, tuple)) else \
-                "a " + type(cells).__name__ + " of " + ", ".join(type(c).__name__ for c in cells)
-            raise CheckFailure(f"{self.student_name} should return a list of nn.LSTMCell, one per layer; "
-                               f"got {described}")
-        actual = {"count": len(cells),
-                  "sizes": [(c.input_size, c.hidden_size, c.bias) for c in cells],
-                  "parameters": [{k: v.detach().clone() for k, v in c.named_parameters()} for c in cells]}
-        sizes_right = [(c.input_size, c.hidden_size) for c in cells] == \
-            [(case.config["input_size"] if k == 0 else case.config["hidden_size"], case.config["hidden_size"])
-             for k in range(case.config["num_layers"])]
-        if sizes_right and all(c.weight_ih.dtype == DTYPE for c in cells):
-            output, h_n, c_n = run_cells(cells, case.tensors["input"])
+        if not is_pairs(pairs):
+            raise CheckFailure(f"{self.student_name} should return a list with one pair (forward cell, "
+                               f"backward cell) of nn.LSTMCell per layer; got {describe_pairs(pairs)}")
+        cells = flat_cells(pairs)
+        actual = {"count": len(pairs),
+                  "sizes": [(c.input_size, c.hidden_size, c.bias) for _, _, _, c in cells],
+                  "parameters": [{k: v.detach().clone() for k, v in c.named_parameters()} for *_, c in cells]}
+        sizes_right = [(c.input_size, c.hidden_size) for *_, c in cells] == \
+            [(layer_input_size(config, k), config["hidden_size"]) for k in range(config["num_layers"]) for _ in SIDES]
+        if len(pairs) == config["num_layers"] and sizes_right and all(c.weight_ih.dtype == DTYPE for *_, c in cells):
+            output, h_n, c_n = run_pairs(pairs, case.tensors["input"])
             actual |= {"output": output, "h_n": h_n, "c_n": c_n}
         # A copy is independent: changing a cell afterwards must leave the module alone.
         with torch.no_grad():
-            for cell in cells:
+            for *_, cell in cells:
                 for p in cell.parameters():
                     p.add_(1.0)
         actual["shares_memory"] = any(not torch.equal(v, before[k]) for k, v in lstm.state_dict().items())
@@ -221,29 +281,33 @@ class LstmToCellsCheck(Check):
         lstm = build_lstm(case.config, state_of(case.tensors, "lstm."))
         with torch.no_grad():
             output, (h_n, c_n) = lstm(case.tensors["input"])
-        return {"parameters": [layer_tensors(lstm, f"_l{k}") for k in range(lstm.num_layers)],
+        return {"parameters": [layer_tensors(lstm, f"_l{k}{s}") for k in range(lstm.num_layers) for s in DIRECTIONS],
                 "output": output, "h_n": h_n, "c_n": c_n}
 
     def compare(self, case, expected, actual):
         config = case.config
-        K, H_in, H, bias = config["num_layers"], config["input_size"], config["hidden_size"], config["bias"]
+        K, H, bias = config["num_layers"], config["hidden_size"], config["bias"]
         if actual["count"] != K:
             count = actual["count"]
-            return [f"the list holds {count} cell{'s' if count != 1 else ''}, expected {K}: one "
-                    f"nn.LSTMCell per layer of nn.LSTM(num_layers={K})"]
-        for k, (size_in, size, has_bias) in enumerate(actual["sizes"]):
-            want_in = H_in if k == 0 else H
+            return [f"the list holds {count} pair{'s' if count != 1 else ''}, expected {K}: one pair (forward, "
+                    f"backward) per layer of nn.LSTM(num_layers={K}, bidirectional=True)"]
+        for index, (size_in, size, has_bias) in enumerate(actual["sizes"]):
+            k, d = divmod(index, 2)
+            want_in = layer_input_size(config, k)
             if (size_in, size) != (want_in, H):
-                why = "it reads the input" if k == 0 else f"it reads layer {k - 1}'s h, of size hidden_size"
-                return [f"cells[{k}] is LSTMCell(input_size={size_in}, hidden_size={size}), expected "
+                why = "it reads the input" if k == 0 else \
+                    f"it reads layer {k - 1}'s forward and backward h, concatenated: 2 * hidden_size"
+                return [f"cells[{k}][{d}] is LSTMCell(input_size={size_in}, hidden_size={size}), expected "
                         f"LSTMCell(input_size={want_in}, hidden_size={H}): {why}"]
             if has_bias != bias:
-                return [f"cells[{k}] has bias={has_bias}, but the nn.LSTM has bias={bias}: "
-                        + ("build the cells with bias=True and copy bias_ih_l{k} and bias_hh_l{k} too"
-                           if bias else "an nn.LSTM without biases gives cells without biases")]
-        for k in range(K):
-            where = {w: f"lstm.{w}_l{k}" for w in WEIGHTS}
-            problems = compare_parameters(f"cells[{k}].", expected["parameters"][k], actual["parameters"][k], where)
+                return [f"cells[{k}][{d}] has bias={has_bias}, but the nn.LSTM has bias={bias}: "
+                        + (f"build the cells with bias=True and copy bias_ih_l{k}{DIRECTIONS[d]} and "
+                           f"bias_hh_l{k}{DIRECTIONS[d]} too" if bias else
+                           "an nn.LSTM without biases gives cells without biases")]
+        for index, (want, got) in enumerate(zip(expected["parameters"], actual["parameters"])):
+            k, d = divmod(index, 2)
+            where = {w: f"lstm.{w}_l{k}{DIRECTIONS[d]}" for w in WEIGHTS}
+            problems = compare_parameters(f"cells[{k}][{d}].", want, got, where)
             if problems:
                 return problems
         if actual["shares_memory"]:
@@ -257,64 +321,70 @@ class LstmToCellsCheck(Check):
         if "parameters" not in actual or actual["count"] != case.config["num_layers"]:
             return ""
         lstm = build_lstm(case.config, state_of(case.tensors, "lstm."))
-        sources = {f"lstm.{w}_l{j}": getattr(lstm, f"{w}_l{j}").detach()
-                   for j in range(lstm.num_layers) for w in WEIGHTS if getattr(lstm, f"{w}_l{j}", None) is not None}
-        copies = [(f"cells[{k}].{name}", value, f"lstm.{name}_l{k}",
-                   f"cells[{k}] should get layer {k}'s parameters, the ones whose names end in _l{k}")
-                  for k, parameters in enumerate(actual["parameters"]) for name, value in parameters.items()]
+        sources = {f"lstm.{name}": p.detach() for name, p in lstm.named_parameters()}
+        copies = [(f"cells[{k}][{d}].{name}", value, f"lstm.{name}_l{k}{DIRECTIONS[d]}", where_from(k, d))
+                  for index, parameters in enumerate(actual["parameters"]) for k, d in [divmod(index, 2)]
+                  for name, value in parameters.items()]
         return misplaced_copy(copies, sources, "the module", "cell")
 
 
-# -- cells_to_lstm -------------------------------------------------------------------
+# -- cells_to_bilstm -----------------------------------------------------------------
 
-class CellsToLstmCheck(Check):
-    name = "07-cells/cells_to_lstm"
+class CellsToBiLstmCheck(Check):
+    name = "07-cells/cells_to_bilstm"
     forbidden_functions = ("rnn_by_hand.chapters.cells.build_lstm",)
-    student_name = "cells_to_lstm"
-    reference_name = "the same torch.nn.LSTMCell objects stepped layer by layer"
+    student_name = "cells_to_bilstm"
+    reference_name = "the same torch.nn.LSTMCell pairs stepped in both directions, layer by layer"
 
-    VISIBLE = [dict(input_size=4, hidden_size=4, num_layers=2, bias=True, L=4, N=3),
-               dict(input_size=3, hidden_size=4, num_layers=2, bias=True, L=5, N=2),
+    VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=2, bias=True, L=4, N=3),
+               dict(input_size=8, hidden_size=4, num_layers=2, bias=True, L=5, N=2),
                dict(input_size=2, hidden_size=3, num_layers=1, bias=False, L=6, N=2)]
-    HIDDEN = [dict(input_size=5, hidden_size=5, num_layers=3, bias=True, L=4, N=2),
+    HIDDEN = [dict(input_size=5, hidden_size=3, num_layers=3, bias=True, L=4, N=2),
               dict(input_size=6, hidden_size=3, num_layers=2, bias=False, L=5, N=1),
-              dict(input_size=2, hidden_size=4, num_layers=3, bias=True, L=3, N=4)]
+              dict(input_size=2, hidden_size=4, num_layers=2, bias=True, L=3, N=4)]
     ATTRIBUTES = ("input_size", "hidden_size", "num_layers", "bias")
+    FIXED = (("bidirectional", True), ("batch_first", False), ("proj_size", 0))
 
     def make_tensors(self, config):
-        tensors = {}
-        for k in range(config["num_layers"]):
-            cell = nn.LSTMCell(config["input_size"] if k == 0 else config["hidden_size"],
-                               config["hidden_size"], bias=config["bias"], dtype=DTYPE)
-            tensors |= with_state(cell, f"cell{k}.")
-        tensors["input"] = make_input(config, config["input_size"])
+        pairs = [new_pair(layer_input_size(config, k), config["hidden_size"], config["bias"])
+                 for k in range(config["num_layers"])]
+        tensors = pair_tensors(pairs) | {"input": make_input(config, config["input_size"])}
         return tensors | make_hx(dict(config, hx=True))
 
+    def cells_changed(self, case, pairs) -> bool:
+        return any(not torch.equal(v, case.tensors[f"cell{k}.{SIDES[d]}.{n}"])
+                   for _, k, d, cell in flat_cells(pairs) for n, v in cell.state_dict().items())
+
     def run_student(self, student, case):
-        cells = build_cells(case.config, case.tensors)
+        pairs = build_pairs(case.config, case.tensors)
         try:
-            lstm = call_student(f"{self.student_name}(cells)", student, cells)
+            lstm = call_student(f"{self.student_name}(pairs)", student, pairs)
         except CheckFailure as failure:
+            if "no attribute" in str(failure) and "_reverse" in str(failure):
+                raise CheckFailure(f"{failure}\nHint: only an nn.LSTM built with bidirectional=True has the "
+                                   "backward direction's parameters, the ones whose names end in "
+                                   "_l{k}_reverse") from None
             if "no attribute 'bias_" in str(failure):
                 raise CheckFailure(f"{failure}\nHint: an nn.LSTM built with bias=False has no biases to copy "
                                    "into; cells with biases need an nn.LSTM with bias=True") from None
             if "no attribute 'weight_" in str(failure):
                 raise CheckFailure(f"{failure}\nHint: an nn.LSTM has weight_ih_l{{k}} and weight_hh_l{{k}} for "
-                                   "k = 0 .. num_layers - 1 only: one layer per cell, num_layers=len(cells)") from None
+                                   "k = 0 .. num_layers - 1 only: one layer per pair, num_layers=len(pairs)") from None
+            if "raised RuntimeError" in str(failure) and "size" in str(failure):
+                raise CheckFailure(f"{failure}\nHint: the module's input_size is what layer 0's cells read, "
+                                   "pairs[0][0].input_size; its layers k > 0 read 2 * hidden_size") from None
             raise
-        for k, cell in enumerate(cells):
-            if any(not torch.equal(v, case.tensors[f"cell{k}.{n}"]) for n, v in cell.state_dict().items()):
-                raise CheckFailure(f"{self.student_name} changed cells[{k}]; copy their weights, leave the "
-                                   "cells as they were")
+        if self.cells_changed(case, pairs):
+            raise CheckFailure(f"{self.student_name} changed the cells; copy their weights, leave the "
+                               "cells as they were")
         if not isinstance(lstm, nn.LSTM):
             raise CheckFailure(f"{self.student_name} should return an nn.LSTM, got {type_name(lstm)}")
-        attributes = {a: getattr(lstm, a, None) for a in self.ATTRIBUTES + ("batch_first", "bidirectional",
-                                                                            "proj_size")}
+        attributes = {a: getattr(lstm, a, None) for a in self.ATTRIBUTES + tuple(a for a, _ in self.FIXED)}
         actual = {"attributes": attributes,
                   "state": {k: v.detach().clone() for k, v in lstm.state_dict().items()}}
-        plain = attributes["batch_first"] is False and not attributes["bidirectional"] and not attributes["proj_size"]
-        same_dtype = all(v.dtype == DTYPE for v in actual["state"].values())
-        if plain and same_dtype and all(attributes[a] == case.config[a] for a in self.ATTRIBUTES):
+        right = all(attributes[a] == want for a, want in self.FIXED) and \
+            all(attributes[a] == case.config[a] for a in self.ATTRIBUTES)
+        if right and all(v.dtype == DTYPE for v in actual["state"].values()):
             t = case.tensors
             try:
                 with torch.no_grad():
@@ -326,31 +396,35 @@ class CellsToLstmCheck(Check):
         with torch.no_grad():
             for p in lstm.parameters():
                 p.add_(1.0)
-        actual["shares_memory"] = any(not torch.equal(v, case.tensors[f"cell{k}.{n}"])
-                                      for k, cell in enumerate(cells) for n, v in cell.state_dict().items())
+        actual["shares_memory"] = self.cells_changed(case, pairs)
         return actual
 
     def run_reference(self, case):
         t = case.tensors
-        cells = build_cells(case.config, t)
-        output, h_n, c_n = run_cells(cells, t["input"], (t["h_0"], t["c_0"]))
-        state = {f"{n}_l{k}": v.detach().clone() for k, cell in enumerate(cells)
+        pairs = build_pairs(case.config, t)
+        output, h_n, c_n = run_pairs(pairs, t["input"], (t["h_0"], t["c_0"]))
+        state = {f"{n}_l{k}{DIRECTIONS[d]}": v.detach().clone() for _, k, d, cell in flat_cells(pairs)
                  for n, v in cell.state_dict().items()}
         return {"state": state, "output": output, "h_n": h_n, "c_n": c_n}
 
     def compare(self, case, expected, actual):
         config, got = case.config, actual["attributes"]
         wrong = [f"{a}={got[a]!r} (expected {config[a]!r})" for a in self.ATTRIBUTES if got[a] != config[a]]
-        wrong += [f"{a}={got[a]!r} (expected {want!r})" for a, want in
-                  (("batch_first", False), ("bidirectional", False), ("proj_size", 0)) if got[a] != want]
+        wrong += [f"{a}={got[a]!r} (expected {want!r})" for a, want in self.FIXED if got[a] != want]
         if wrong:
             text = "the nn.LSTM has " + ", ".join(wrong)
             if got["bias"] is False and config["bias"]:
                 text += ": the cells have biases, so the module needs bias=True and copies of bias_ih and bias_hh"
             elif got["num_layers"] != config["num_layers"]:
-                text += ": one layer per cell, num_layers=len(cells)"
+                text += ": one layer per pair of cells, num_layers=len(pairs)"
+            elif got["input_size"] != config["input_size"]:
+                text += ": input_size is what the first layer's cells read, pairs[0][0].input_size"
             return [text]
-        where = {name: f"cells[{name.rsplit('_l', 1)[1]}].{name.rsplit('_l', 1)[0]}" for name in expected["state"]}
+        where = {}
+        for name in expected["state"]:
+            weight, layer = name.split("_l", 1)
+            k, d = int(layer.removesuffix("_reverse")), int(layer.endswith("_reverse"))
+            where[name] = f"cells[{k}][{d}].{weight}"
         extra = sorted(set(actual["state"]) - set(expected["state"]))
         if extra:
             return [f"the nn.LSTM has parameters {', '.join(extra)} that the cells do not have"]
@@ -364,50 +438,53 @@ class CellsToLstmCheck(Check):
                                 prefix="running your nn.LSTM on the input, with (h_0, c_0): ")
 
     def hint(self, case, actual):
-        cells = build_cells(case.config, case.tensors)
-        sources = {f"cells[{k}].{n}": v.detach() for k, cell in enumerate(cells) for n, v in cell.named_parameters()}
+        pairs = build_pairs(case.config, case.tensors)
+        sources = {f"{name}.{n}": v.detach() for name, _, _, cell in flat_cells(pairs)
+                   for n, v in cell.named_parameters()}
         copies = []
         for name, value in actual["state"].items():
-            weight, layer = name.rsplit("_l", 1)
-            copies.append((name, value, f"cells[{layer}].{weight}",
-                           f"layer {layer}'s parameters, the ones whose names end in _l{layer}, come from "
-                           f"cells[{layer}]"))
+            weight, layer = name.split("_l", 1)
+            k, d = int(layer.removesuffix("_reverse")), int(layer.endswith("_reverse"))
+            copies.append((name, value, f"cells[{k}][{d}].{weight}",
+                           f"the parameters ending in _l{k}{DIRECTIONS[d]} are layer {k}'s {SIDES[d]} "
+                           f"direction, cells[{k}][{d}]"))
         return misplaced_copy(copies, sources, "the cells", "nn.LSTM")
 
 
-# -- stacked_lstm_forward ------------------------------------------------------------
+# -- bidirectional_lstm_forward ------------------------------------------------------
 
-class StackedLstmForwardCheck(Check):
-    name = "07-cells/stacked_lstm_forward"
-    forbidden_functions = ("rnn_by_hand.chapters.cells.run_cells",)
-    student_name = "stacked_lstm_forward"
-    reference_name = "torch.nn.LSTM(num_layers=len(cells))"
+class BidirectionalLstmForwardCheck(Check):
+    name = "07-cells/bidirectional_lstm_forward"
+    forbidden_functions = ("rnn_by_hand.chapters.cells.run_pairs",)
+    student_name = "bidirectional_lstm_forward"
+    reference_name = "torch.nn.LSTM(num_layers=len(pairs), bidirectional=True)"
     forbidden = FUSED_LSTM
     forbidden_reason = "step the cells you are given: nn.LSTMCell is allowed, the fused nn.LSTM is not"
 
-    VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, num_layers=2, hx=True),
-               dict(L=4, N=2, input_size=5, hidden_size=5, num_layers=2, hx=False),
-               dict(L=6, input_size=3, hidden_size=4, num_layers=2, batched=False, hx=True)]
+    VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=4, num_layers=2, hx=True),
+               dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, hx=False),
+               dict(L=6, input_size=3, hidden_size=4, num_layers=1, batched=False, hx=True)]
     HIDDEN = [dict(L=4, N=2, input_size=3, hidden_size=3, num_layers=3, hx=True),
               dict(L=7, N=1, input_size=2, hidden_size=5, num_layers=2, hx=False),
               dict(L=3, N=4, input_size=6, hidden_size=6, num_layers=2, hx=True),
-              dict(L=5, input_size=4, hidden_size=4, num_layers=3, batched=False, hx=False)]
+              dict(L=5, input_size=4, hidden_size=4, num_layers=2, batched=False, hx=False)]
 
     def make_tensors(self, config):
         tensors = with_state(build_lstm(config), "lstm.") | {"input": make_input(config, config["input_size"])}
         return tensors | make_hx(config)
 
     def run_student(self, student, case):
-        t = case.tensors
-        cells = cells_from_lstm(build_lstm(case.config, state_of(t, "lstm.")))
+        t, config = case.tensors, case.config
+        pairs = pairs_from_lstm(build_lstm(config, state_of(t, "lstm.")))
         hx = (t["h_0"].clone(), t["c_0"].clone()) if "h_0" in t else None
         try:
-            result = call_student(self.student_name, student, t["input"], hx, cells)
+            result = call_student(self.student_name, student, t["input"], hx, pairs)
         except CheckFailure as failure:
             if "raised RuntimeError" in str(failure) and "input_size" in str(failure):
-                raise CheckFailure(f"{failure}\nHint: only cells[0] reads the input (input_size = "
-                                   f"{case.config['input_size']}); cells[k] for k > 0 reads the h of layer "
-                                   f"k - 1 (hidden_size = {case.config['hidden_size']})") from None
+                raise CheckFailure(f"{failure}\nHint: only the cells of layer 0 read the input (input_size = "
+                                   f"{config['input_size']}); the cells of layer k > 0 read the forward and "
+                                   "the backward h of layer k - 1 at the same step, concatenated "
+                                   f"(2 * hidden_size = {2 * config['hidden_size']})") from None
             raise
         if hx is not None and not (torch.equal(hx[0], t["h_0"]) and torch.equal(hx[1], t["c_0"])):
             raise CheckFailure(f"{self.student_name} changed h_0 or c_0 in place; compute new tensors instead")
@@ -428,40 +505,34 @@ class StackedLstmForwardCheck(Check):
         return compare_sequence(case.config, expected, actual, self.rtol, self.atol)
 
     def hint(self, case, actual):
-        t, K = case.tensors, case.config["num_layers"]
-        cells = cells_from_lstm(build_lstm(case.config, state_of(t, "lstm.")))
+        t = case.tensors
+        pairs = pairs_from_lstm(build_lstm(case.config, state_of(t, "lstm.")))
         hx = (t["h_0"], t["c_0"]) if "h_0" in t else None
-        x = t["input"]
 
-        def outputs(**variant):
-            output, h_n, c_n = run_cells(cells, x, hx, **variant)
-            return {"output": output, "h_n": h_n, "c_n": c_n}
-        found = []
-        if case.config["input_size"] == case.config["hidden_size"]:
-            found.append(("the layers are wired in the wrong order: your result matches feeding the input to "
-                          "the last cell and the last cell's h to the one below; cells[0] reads the input and "
-                          "cells[k] reads the h of cells[k - 1]", outputs(order=list(range(K))[::-1])))
-        found.append(("your result matches each layer above the first reading the cell state c of the layer "
-                      "below; the next layer reads h, the layer's output", outputs(wiring="c")))
-        if case.config["input_size"] == case.config["hidden_size"]:
-            found.append(("your result matches every layer reading the input x_t: only cells[0] reads the "
-                          "input; cells[k] for k > 0 reads the new h of cells[k - 1]", outputs(wiring="x")))
-        bottom = run_cells(cells[:1], x, None if hx is None else (hx[0][:1], hx[1][:1]))[0]
-        found.append(("output should hold the top layer's h_t at every step (what a layer above would "
-                      "read); yours matches the bottom layer's", {"output": bottom}))
-        start = "from zeros" if hx is None else "from (h_0, c_0)"
-        found.append((f"your result matches starting every time step {start}: pass each layer's (h, c) "
-                      "from one step into the next", outputs(carry=False)))
+        def outputs(hx=hx, **variant):
+            return dict(zip(("output", "h_n", "c_n"), run_pairs(pairs, t["input"], hx, **variant)))
+        start = "from zeros" if hx is None else "from its (h_0, c_0)"
+        found = [("your result matches running the backward cell from the first step to the last: it reads "
+                  "x_{L-1} first and x_0 last", outputs(reverse=False)),
+                 ("your backward h are in the order they were computed, last step first: output[t] holds "
+                  "the backward h computed at x_t; reverse the list before stacking", outputs(restore=False)),
+                 ("your output has the backward h first: concatenate (forward h, backward h), as nn.LSTM "
+                  "does (output[..., :H] is forward)", outputs(backward_first=True)),
+                 ("your h_n lists every layer's forward state, then every backward one: nn.LSTM "
+                  "interleaves them, layer k's forward at 2k and its backward at 2k + 1",
+                  outputs(layer_major=False)),
+                 (f"your result matches starting every time step {start}: pass each cell's (h, c) from "
+                  "one step into the next", outputs(carry=False))]
         if hx is not None:
-            found.append(("your result matches ignoring hx and starting from zeros: layer k starts from "
-                          "(h_0[k], c_0[k])", dict(zip(("output", "h_n", "c_n"), run_cells(cells, x)))))
+            found.append(("your result matches ignoring hx and starting from zeros: the cell of layer k, "
+                          "direction d, starts from (h_0[2k + d], c_0[2k + d])", outputs(hx=None)))
         expected = self.run_reference(case)
         found.append(("h_n and c_n are swapped: return output, (h_n, c_n), in the order nn.LSTM uses",
                       {"h_n": expected["c_n"], "c_n": expected["h_n"]}))
         return first_matching_mistake(case, expected, actual, found)
 
 
-# -- greedy_decode -------------------------------------------------------------------
+# -- greedy_decode_until -------------------------------------------------------------
 
 def compare_tokens(expected: torch.Tensor, actual, layout: str) -> list[str]:
     """Integer token sequences must be equal; say at which step they first part."""
@@ -482,45 +553,54 @@ def compare_tokens(expected: torch.Tensor, actual, layout: str) -> list[str]:
     return []
 
 
-def decode_by_hand(cell, embedding, head, start, steps, state=None, *, feed="chosen", record="chosen",
-                   carry=True):
-    """Greedy decoding with the check's own loop; the keywords describe a mistaken reading.
+def decode_until_by_hand(cell, embedding, head, start, steps, eos, state=None, *, stop=True, freeze=True,
+                         carry=True):
+    """Batched greedy decoding that stops each sequence at eos, with the check's own loop; the
+    keywords describe a mistaken reading.
 
-    feed: "chosen" feeds back the token just chosen, "start" the start token every time.
-    record: "chosen" records the chosen token, "fed" the token the cell read at that step.
-    carry: False starts every step from zeros.
+    stop: False never stops (every sequence decodes all `steps` tokens, the page's loop).
+    freeze: False lets a stopped sequence's state go on changing (its tokens are still eos).
+    carry: False starts every step from zeros instead of the previous state.
     """
     token, tokens = start, []
+    done = torch.zeros(start.shape, dtype=torch.bool)       # (N,): chose eos at an earlier step
     with torch.no_grad():
         for _ in range(steps):
-            fed = token if feed == "chosen" else start
-            state = cell(embedding(fed), state if carry else None)
-            token = head(state[0]).argmax(dim=-1)
-            tokens.append(token if record == "chosen" else fed)
+            h, c = cell(embedding(token), state if carry else None)   # (N, H) each
+            if state is not None and stop and freeze:
+                keep = done.unsqueeze(-1)                   # (N, 1)
+                h, c = torch.where(keep, state[0], h), torch.where(keep, state[1], c)
+            state = (h, c)
+            chosen = head(h).argmax(dim=-1)                 # (N,)
+            token = torch.where(done, torch.full_like(chosen, eos), chosen) if stop else chosen
+            tokens.append(token)
+            done = done | (token == eos)
     return torch.stack(tokens, dim=1), state
 
 
-class GreedyDecodeCheck(Check):
-    name = "07-cells/greedy_decode"
-    forbidden_functions = ("rnn_by_hand.chapters.cells.decode_by_hand",)
-    student_name = "greedy_decode"
-    reference_name = "torch.nn.LSTM run one step at a time with the same greedy rule"
+class GreedyDecodeUntilCheck(Check):
+    name = "07-cells/greedy_decode_until"
+    forbidden_functions = ("rnn_by_hand.chapters.cells.decode_until_by_hand",)
+    student_name = "greedy_decode_until"
+    reference_name = "torch.nn.LSTM run one step at a time on each sequence alone, stopped at eos"
     forbidden = FUSED_LSTM
     forbidden_reason = "decode with the nn.LSTMCell you are given"
 
-    VISIBLE = [dict(N=3, vocab=7, embedding_dim=4, hidden_size=6, steps=8, state=False),
-               dict(N=2, vocab=5, embedding_dim=3, hidden_size=4, steps=6, state=True),
-               dict(N=4, vocab=9, embedding_dim=5, hidden_size=5, steps=10, state=False)]
+    VISIBLE = [dict(N=4, vocab=7, embedding_dim=4, hidden_size=6, steps=8, state=False),
+               dict(N=3, vocab=6, embedding_dim=3, hidden_size=4, steps=7, state=True),
+               dict(N=5, vocab=9, embedding_dim=5, hidden_size=5, steps=10, state=False)]
     HIDDEN = [dict(N=5, vocab=6, embedding_dim=4, hidden_size=3, steps=9, state=True),
-              dict(N=1, vocab=8, embedding_dim=2, hidden_size=7, steps=12, state=False),
-              dict(N=3, vocab=11, embedding_dim=6, hidden_size=4, steps=7, state=True)]
+              dict(N=3, vocab=8, embedding_dim=2, hidden_size=7, steps=12, state=False),
+              dict(N=4, vocab=11, embedding_dim=6, hidden_size=4, steps=7, state=True)]
 
     def make_case(self, config, seed):
-        for _ in range(100):  # redraw until decoding does not settle on one token at once
-            case = Case(describe_config(config), config, self.draw(config))
-            if self.lively(self.run_reference(case)["tokens"]):
+        for _ in range(200):  # redraw until some sequences stop early and some never do
+            tensors = self.draw(config)
+            eos = self.choose_eos(Case("", config, tensors))
+            if eos is not None:
                 break
-        return case
+        config = dict(config, eos=eos)
+        return Case(describe_config(config), config, tensors)
 
     @staticmethod
     def draw(config) -> dict[str, torch.Tensor]:
@@ -539,11 +619,22 @@ class GreedyDecodeCheck(Check):
             tensors["c_0"] = torch.randn(N, H, dtype=DTYPE)
         return tensors
 
-    @staticmethod
-    def lively(tokens: torch.Tensor) -> bool:
-        """Every row uses at least three tokens: a sequence stuck on one token could not tell
-        the token chosen at the last step from the start token fed back again."""
-        return all(len(set(row.tolist())) >= 3 for row in tokens)
+    @classmethod
+    def choose_eos(cls, case) -> int | None:
+        """A token that stops some sequences with at least two steps to go, and never comes in one of
+        them; no start token is eos, and a stopped sequence would not have gone on choosing eos."""
+        embedding, cell, head = cls.modules(case)
+        t, steps = case.tensors, case.config["steps"]
+        state = (t["h_0"], t["c_0"]) if "h_0" in t else None
+        free, _ = decode_until_by_hand(cell, embedding, head, t["start"], steps, -1, state, stop=False)
+        for eos in torch.randperm(case.config["vocab"]).tolist():
+            chosen = free == eos                                               # (N, steps)
+            first = [row.nonzero()[0].item() if row.any() else steps for row in chosen]
+            early = [n for n, at in enumerate(first) if at <= steps - 3]
+            goes_on = all(not bool((free[n, first[n] + 1:] == eos).all()) for n in early)
+            if early and goes_on and steps in first and not bool((t["start"] == eos).any()):
+                return eos
+        return None
 
     @staticmethod
     def modules(case):
@@ -557,13 +648,13 @@ class GreedyDecodeCheck(Check):
         return embedding, cell, head
 
     def run_student(self, student, case):
-        t = case.tensors
+        t, config = case.tensors, case.config
         embedding, cell, head = self.modules(case)
         state = (t["h_0"].clone(), t["c_0"].clone()) if "h_0" in t else None
         try:
             with torch.no_grad():
                 result = call_student(self.student_name, student, cell, embedding, head, t["start"],
-                                      case.config["steps"], state)
+                                      config["steps"], config["eos"], state)
         except CheckFailure as failure:
             if "raised RuntimeError" in str(failure) and "batch size" in str(failure):
                 raise CheckFailure(f"{failure}\nHint: the token fed back has one entry per sequence, shape "
@@ -575,33 +666,40 @@ class GreedyDecodeCheck(Check):
         tokens, final = unpack_pair(self.student_name, result, ("tokens", "(h, c)"))
         if not isinstance(final, (tuple, list)) or len(final) != 2:
             raise CheckFailure(f"{self.student_name} should return (tokens, (h, c)); its second item should be "
-                               f"the cell's last state, the pair (h, c), got {type_name(final)}")
+                               f"the cells' last states, the pair (h, c), got {type_name(final)}")
         return {"tokens": tokens, "h": final[0], "c": final[1]}
 
     def run_reference(self, case):
-        """nn.LSTM with the cell's weights, one step per call, with the same greedy rule."""
+        """Each sequence alone through nn.LSTM (batch of 1), one step per call, until it chooses eos."""
         t, config = case.tensors, case.config
         embedding, cell, head = self.modules(case)
         lstm = nn.LSTM(config["embedding_dim"], config["hidden_size"], dtype=DTYPE)
         lstm.load_state_dict({f"{k}_l0": v for k, v in cell.state_dict().items()})
-        state = (t["h_0"].unsqueeze(0), t["c_0"].unsqueeze(0)) if "h_0" in t else None
-        token, tokens = t["start"], []
+        eos, rows, hs, cs = config["eos"], [], [], []
         with torch.no_grad():
-            for _ in range(config["steps"]):
-                output, state = lstm(embedding(token).unsqueeze(0), state)  # one time step: (1, N, H)
-                token = head(output[0]).argmax(dim=-1)                      # (N,)
-                tokens.append(token)
-        return {"tokens": torch.stack(tokens, dim=1), "h": state[0][0], "c": state[1][0]}
+            for n in range(config["N"]):
+                state = (t["h_0"][n].view(1, 1, -1), t["c_0"][n].view(1, 1, -1)) if "h_0" in t else None
+                token, row = t["start"][n:n + 1], []
+                while len(row) < config["steps"] and (not row or row[-1] != eos):
+                    output, state = lstm(embedding(token).unsqueeze(0), state)   # one step: (1, 1, H)
+                    token = head(output[0]).argmax(dim=-1)                        # (1,)
+                    row.append(int(token))
+                rows.append(row + [eos] * (config["steps"] - len(row)))  # finished: eos from then on
+                hs.append(state[0][0, 0])
+                cs.append(state[1][0, 0])
+        return {"tokens": torch.tensor(rows, dtype=torch.long), "h": torch.stack(hs), "c": torch.stack(cs)}
 
     def compare(self, case, expected, actual):
-        problems = compare_tokens(expected["tokens"], actual["tokens"], "(N, steps)")
+        problems = compare_tokens(expected["tokens"], actual["tokens"], "(N, steps), eos repeated once a "
+                                  "sequence has stopped")
         tokens, steps = actual["tokens"], case.config["steps"]
-        if problems and isinstance(tokens, torch.Tensor) and tokens.dim() == 2 and tokens.shape[1] == steps + 1:
-            problems[0] += (f": tokens holds the {steps} generated tokens only; the start token is not "
-                            "included")
+        if problems and isinstance(tokens, torch.Tensor) and tokens.dim() == 2 and tokens.shape[1] < steps:
+            problems[0] += (": return all the steps, with eos after a sequence's own eos, even when every "
+                            "sequence has stopped")
         for name in ("h", "c"):
             problems += compare_tensor(name, expected[name], actual[name], dims=("n", "h"),
-                                       layout="(N, H), the cell's state after the last step",
+                                       layout="(N, H), each sequence's state after the step that chose its "
+                                       "eos (after the last step if it never did)",
                                        rtol=self.rtol, atol=self.atol)
         return problems
 
@@ -609,25 +707,40 @@ class GreedyDecodeCheck(Check):
         t = case.tensors
         embedding, cell, head = self.modules(case)
         state = (t["h_0"], t["c_0"]) if "h_0" in t else None
-        args = (cell, embedding, head, t["start"], case.config["steps"], state)
+        args = (cell, embedding, head, t["start"], case.config["steps"], case.config["eos"], state)
 
         def outputs(**variant):
-            tokens, (h, c) = decode_by_hand(*args, **variant)
+            tokens, (h, c) = decode_until_by_hand(*args, **variant)
             return {"tokens": tokens.double(), "h": h, "c": c}
-        found = [("your result matches feeding the start token back at every step: feed back the token "
-                  "chosen at the step before (free running), not the first one", outputs(feed="start")),
-                 ("your tokens are one step behind: tokens[:, t] should be the argmax of the logits computed "
-                  "at step t, after the cell has read tokens[:, t - 1]; yours record the token the cell read "
-                  "(the previous step's choice), starting with the start token", outputs(record="fed")),
+        found = [("your result is the page's loop, which never stops: a sequence stops at the step at "
+                  "which it chooses eos; from then on its tokens are eos and its state stays as it was",
+                  outputs(stop=False)),
+                 ("your tokens are right, but a stopped sequence's state went on changing: keep the (h, c) it "
+                  "had after the step that chose eos (torch.where with the stopped rows)",
+                  outputs(freeze=False)),
                  ("your result matches starting every step from a zero state: pass the cell's (h, c) from "
                   "each step into the next", outputs(carry=False))]
         as_float = dict(actual, tokens=actual["tokens"].double()) \
             if isinstance(actual.get("tokens"), torch.Tensor) else actual
         expected = self.run_reference(case)
-        return first_matching_mistake(case, dict(expected, tokens=expected["tokens"].double()), as_float, found)
+        return first_matching_mistake(case, dict(expected, tokens=expected["tokens"].double()), as_float,
+                                      found) or self.after_eos(case, expected["tokens"], actual["tokens"])
+
+    @staticmethod
+    def after_eos(case, expected: torch.Tensor, tokens) -> str:
+        """Tokens right up to each sequence's eos, and wrong only after it: the filling is the mistake."""
+        if not isinstance(tokens, torch.Tensor) or tokens.shape != expected.shape:
+            return ""
+        eos, steps = case.config["eos"], case.config["steps"]
+        for n, row in enumerate(expected):
+            stops = int((row == eos).nonzero()[0]) + 1 if bool((row == eos).any()) else steps
+            if not torch.equal(tokens[n, :stops], row[:stops]):
+                return ""
+        return (f"your tokens are right up to each sequence's eos, and wrong after it: every later token of a "
+                f"stopped sequence is eos ({eos} here)")
 
 
-check_lstm_to_cells = LstmToCellsCheck()
-check_cells_to_lstm = CellsToLstmCheck()
-check_stacked_lstm_forward = StackedLstmForwardCheck()
-check_greedy_decode = GreedyDecodeCheck()
+check_bilstm_to_cells = BiLstmToCellsCheck()
+check_cells_to_bilstm = CellsToBiLstmCheck()
+check_bidirectional_lstm_forward = BidirectionalLstmForwardCheck()
+check_greedy_decode_until = GreedyDecodeUntilCheck()

@@ -1,16 +1,21 @@
 """Checks for chapter 8, a word-level language model.
 
-    batchify(data, batch_size)                    vs rnn_by_hand.lm.data.batchify
+    batchify_padded(data, batch_size, pad_id)     vs padded_columns: the remainder kept, padded with pad_id
     get_batch(source, i, bptt)                    vs rnn_by_hand.lm.data.get_batch
     LanguageModel (forward, init_hidden)          vs rnn_by_hand.lm.model.RNNModel (Embedding, LSTM/GRU/RNN, Linear)
-    corpus_perplexity(model, source, bptt)        vs rnn_by_hand.lm.evaluate.perplexity
-    sample_next(logits, temperature, top_k, gen)  vs rnn_by_hand.lm.generate.sample_next and softmax(logits / T)
+    padded_perplexity(model, source, bptt, pad_id)
+                                                  vs padded_reference: pad targets ignored and not counted
+    sample_text(model, chars, prompt, length, temperature, generator)
+                                                  vs sample_by_hand: a character-level sampling loop
 
-The references are the course's own language model, `rnn_by_hand.lm`, built on torch.nn, and run at
-check time on fresh seeded data. Sampling is checked by value where it is
-deterministic (temperature 0) and statistically otherwise, with a bound that a
-correct sampler exceeds with negligible probability and every classic mistake
-exceeds by far.
+The chapter's own batchify, perplexity and word-level sampler are in `rnn_by_hand.lm`, which a
+student can read; three exercises therefore ask for their neighbours (padding instead of
+dropping, perplexity that ignores padding, a character-level loop drawing from a generator
+passed in), checked against references written here (padded_columns, padded_losses,
+sample_by_hand, on the small TinyLM), which tests/chapters/test_language_model.py tests
+against independent formulations. get_batch and LanguageModel are still checked against
+rnn_by_hand.lm, run at check time on fresh seeded data. Sampling is checked by value: with
+the same seeded generator, the same draws in the same order give the same text.
 """
 from __future__ import annotations
 
@@ -20,9 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnn_by_hand.lm.data import batchify, get_batch
-from rnn_by_hand.lm.evaluate import perplexity
-from rnn_by_hand.lm.generate import sample_next
+from rnn_by_hand.lm.data import get_batch
 from rnn_by_hand.lm.model import RNNModel
 
 from ..checking import (Case, Check, CheckFailure, OwnMessages, call_student, describe_config, seeded, state_of,
@@ -35,6 +38,8 @@ ASSIGNMENT = "08-language-model"
 # The answers exist in the book's package, so while student code runs rnn_by_hand.lm's own
 # versions raise ForbiddenCall (see checking.forbid.forbid_functions): an answer must be written.
 RNNLM_REASON = "this exercise asks you to write it yourself; rnn_by_hand.lm is what it is checked against"
+# The neighbours of rnn_by_hand.lm's functions: neither the package nor the check's reference may do the work.
+OWN_REASON = "this exercise asks you to write it yourself, from the chapter's rnn_by_hand.lm code"
 
 
 def random_ids(*shape: int, ntoken: int = 1000) -> torch.Tensor:
@@ -47,52 +52,70 @@ def same_ids(expected: torch.Tensor, actual) -> bool:
         and not actual.dtype.is_floating_point and torch.equal(actual.long(), expected.long())
 
 
-# -- batchify ----------------------------------------------------------------------
+# -- batchify_padded -----------------------------------------------------------------
 
-class BatchifyCheck(OwnMessages, Check):
-    name = "08-language-model/batchify"
-    student_name = "batchify"
-    reference_name = "rnn_by_hand.lm.data.batchify"
-    forbidden_functions = ("rnn_by_hand.lm.data.batchify",)
-    forbidden_reason = RNNLM_REASON
-    ok_text = "equals rnn_by_hand.lm.data.batchify exactly"
-    failure_text = "differs from rnn_by_hand.lm.data.batchify"
+def padded_columns(data: torch.Tensor, batch_size: int, pad_id: int) -> torch.Tensor:
+    """The check's own padded batchify: the stream, padded at its end, as contiguous columns."""
+    rows = -(-data.numel() // batch_size)                                  # ceil(T / N)
+    stream = torch.cat([data, data.new_full((rows * batch_size - data.numel(),), pad_id)])
+    return stream.view(batch_size, rows).t().contiguous()                  # (rows, N)
 
-    VISIBLE = [dict(T=23, batch_size=4), dict(T=30, batch_size=3), dict(T=17, batch_size=5)]
-    HIDDEN = [dict(T=41, batch_size=6), dict(T=50, batch_size=7), dict(T=29, batch_size=2),
-              dict(T=64, batch_size=8)]
+
+class BatchifyPaddedCheck(OwnMessages, Check):
+    name = "08-language-model/batchify_padded"
+    student_name = "batchify_padded"
+    reference_name = "the stream padded at its end with pad_id, cut into contiguous columns"
+    forbidden_functions = ("rnn_by_hand.lm.data.batchify", "rnn_by_hand.chapters.language_model.padded_columns")
+    forbidden_reason = OWN_REASON
+    ok_text = "keeps every token, in contiguous columns padded at the end"
+    failure_text = "differs from the padded columns expected"
+
+    VISIBLE = [dict(T=23, batch_size=4, pad_id=999), dict(T=17, batch_size=5, pad_id=1000),
+               dict(T=30, batch_size=3, pad_id=999)]
+    HIDDEN = [dict(T=41, batch_size=6, pad_id=1001), dict(T=50, batch_size=7, pad_id=999),
+              dict(T=29, batch_size=2, pad_id=1000), dict(T=64, batch_size=8, pad_id=999)]
 
     def make_tensors(self, config):
-        return {"data": random_ids(config["T"])}
+        return {"data": random_ids(config["T"], ntoken=999)}  # ids 0 .. 998: pad_id is none of them
 
     def run_student(self, student, case):
-        return {"result": call_student(self.student_name, student, case.tensors["data"],
-                                       case.config["batch_size"])}
+        c = case.config
+        return {"result": call_student(self.student_name, student, case.tensors["data"], c["batch_size"],
+                                       c["pad_id"])}
 
     def run_reference(self, case):
-        return {"result": batchify(case.tensors["data"], case.config["batch_size"])}
+        c = case.config
+        return {"result": padded_columns(case.tensors["data"], c["batch_size"], c["pad_id"])}
 
     def compare(self, case, expected, actual):
         return compare_tensor("result", expected["result"], actual["result"], dims=("row", "col"),
-                              layout="(rows, batch) = (T // batch_size, batch_size)")
+                              layout="(rows, batch) = (ceil(T / batch_size), batch_size)")
 
     def hint(self, case, actual):
-        data, batch = case.tensors["data"], case.config["batch_size"]
-        rows, result = data.numel() // batch, actual["result"]
+        data, batch, pad = case.tensors["data"], case.config["batch_size"], case.config["pad_id"]
+        result, T = actual["result"], data.numel()
         if not isinstance(result, torch.Tensor):
             return ""
-        kept = data[: rows * batch]
-        if tuple(result.shape) == (-(-data.numel() // batch), batch) and data.numel() % batch:
-            return (f"your result has {result.shape[0]} rows: the last {data.numel() % batch} tokens do not "
-                    "fill a row of the batch and are dropped (T // batch_size rows), not padded")
-        if same_ids(kept.view(batch, rows), result):
+        rows = -(-T // batch)
+        missing = rows * batch - T
+        if T % batch and tuple(result.shape) == (T // batch, batch):
+            return (f"your result has {T // batch} rows: that drops the last {T % batch} tokens, as the "
+                    "chapter's batchify does; keep them, with ceil(T / batch_size) rows and pad_id after them")
+        padding = data.new_full((missing,), pad)
+        front = torch.cat([padding, data]).view(batch, rows).t()
+        zeros = torch.cat([data, torch.zeros_like(padding)]).view(batch, rows).t()
+        stream = torch.cat([data, padding])
+        if missing and same_ids(front, result):
+            return ("your padding comes first: pad the end of the stream, so that every column but the last "
+                    "is all text and the last column's text ends in pad_id")
+        if missing and same_ids(zeros, result):
+            return "your padding is 0, a real word id: fill with pad_id, which no word uses"
+        if same_ids(stream.view(batch, rows), result):
             return ("your result is (batch, rows): a view as (batch_size, -1) puts each column's text "
                     "in a row; transpose it (.t()) to get the time-major (rows, batch)")
-        if same_ids(kept.view(rows, batch), result):
-            return ("the shape is right but each column holds every batch_size-th token: data.view(-1, "
-                    "batch_size) fills row by row. Column j must be the contiguous slice "
-                    "data[j * rows:(j + 1) * rows]: drop the tokens that do not fill a row first, "
-                    "data[:rows * batch_size].view(batch_size, -1).t()")
+        if same_ids(stream.view(rows, batch), result):
+            return ("the shape is right but each column holds every batch_size-th token: view the padded "
+                    "stream as (batch_size, rows) and transpose, so column j is one contiguous piece")
         return ""
 
 
@@ -354,306 +377,325 @@ class LanguageModelCheck(Check):
         return first_matching_mistake(case, expected, actual, found)
 
 
-# -- corpus_perplexity ---------------------------------------------------------------
+# -- padded_perplexity ---------------------------------------------------------------
 
-def window_losses(model: RNNModel, source, bptt: int, carry: bool = True) -> tuple[list[float], list[int]]:
-    """Mean cross-entropy (nats) and token count of every window: only to name mistakes."""
-    model.eval()
-    hidden = model.init_hidden(source.size(1))
-    losses, counts = [], []
-    with torch.no_grad():
-        for i in range(0, source.size(0) - 1, bptt):
-            inputs, targets = get_batch(source, i, bptt)
-            logits, hidden = model(inputs, hidden if carry else model.init_hidden(source.size(1)))
-            losses.append(F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets).item())
-            counts.append(targets.numel())
-    return losses, counts
+class TinyLM(nn.Module):
+    """Embedding -> GRU or LSTM -> Linear, time-major: the check's own small language model.
+
+    A plain composition of torch.nn modules, with the interface of the chapter's model:
+    forward(input (L, N), hidden) -> (logits (L, N, V), hidden) and init_hidden(N).
+    """
+
+    def __init__(self, rnn_type: str, ntoken: int, ninp: int, nhid: int, nlayers: int):
+        super().__init__()
+        self.rnn_type, self.nhid, self.nlayers = rnn_type, nhid, nlayers
+        self.encoder = nn.Embedding(ntoken, ninp, dtype=DTYPE)
+        self.rnn = getattr(nn, rnn_type)(ninp, nhid, nlayers, dtype=DTYPE)
+        self.decoder = nn.Linear(nhid, ntoken, dtype=DTYPE)
+
+    def forward(self, input, hidden):
+        output, hidden = self.rnn(self.encoder(input), hidden)   # (L, N, nhid)
+        return self.decoder(output), hidden                       # (L, N, ntoken)
+
+    def init_hidden(self, batch_size: int):
+        zeros = self.decoder.weight.new_zeros(self.nlayers, batch_size, self.nhid)   # (nlayers, N, nhid)
+        return (zeros, zeros.clone()) if self.rnn_type == "LSTM" else zeros
 
 
-class CorpusPerplexityCheck(Check):
-    name = "08-language-model/corpus_perplexity"
-    student_name = "corpus_perplexity"
-    builds_on = ("get_batch",)
-    reference_name = "rnn_by_hand.lm.evaluate.perplexity"
-    forbidden_functions = ("rnn_by_hand.lm.evaluate.perplexity", "rnn_by_hand.lm.evaluate.cross_entropy")
-    forbidden_reason = RNNLM_REASON
-
-    VISIBLE = [dict(rnn_type="LSTM", ntoken=30, ninp=8, nhid=10, nlayers=2, dropout=0.5, rows=23, batch=3, bptt=5),
-               dict(rnn_type="GRU", ntoken=25, ninp=6, nhid=8, nlayers=1, dropout=0.5, rows=18, batch=2, bptt=4),
-               dict(rnn_type="RNN_TANH", ntoken=20, ninp=5, nhid=7, nlayers=1, dropout=0.5, rows=15, batch=4,
-                    bptt=6),
-               dict(rnn_type="RNN_RELU", ntoken=22, ninp=4, nhid=5, nlayers=2, dropout=0.5, rows=14, batch=3,
-                    bptt=4)]
-    HIDDEN = [dict(rnn_type="LSTM", ntoken=40, ninp=10, nhid=12, nlayers=1, dropout=0.5, rows=30, batch=4, bptt=7),
-              dict(rnn_type="GRU", ntoken=35, ninp=7, nhid=9, nlayers=2, dropout=0.4, rows=20, batch=3, bptt=3),
-              dict(rnn_type="RNN_RELU", ntoken=28, ninp=6, nhid=6, nlayers=1, dropout=0.5, rows=17, batch=5,
-                   bptt=5)]
-
-    def make_tensors(self, config):
-        model = reference_model(config)
-        # Larger embeddings than rnn_by_hand.lm's initialisation, so that the model is far from
-        # uniform and windows differ: averaging mistakes then change the result a lot.
+def tiny_lm(config: dict, tensors: dict | None = None) -> TinyLM:
+    """The case's TinyLM; drawn with larger weights than the default, so that it is far from uniform."""
+    model = TinyLM(config["rnn_type"], config["ntoken"], config["ninp"], config["nhid"], config["nlayers"])
+    if tensors is None:
         with torch.no_grad():
             model.encoder.weight.normal_()
-            model.decoder.weight.normal_(std=0.5)
-        tensors = with_state(model)
-        tensors["source"] = random_ids(config["rows"], config["batch"], ntoken=config["ntoken"])
-        tensors["dropout_seed"] = torch.randint(0, 2**31 - 1, ())
+            model.decoder.weight.normal_(std=1.0)
+    else:
+        model.load_state_dict(state_of(tensors))
+    return model
+
+
+def padded_losses(model, source, bptt: int, pad_id: int, *, carry=True, ignore=True):
+    """(summed loss, real target tokens, all target tokens) of every window, in nats, with the check's own
+    loop: pad_id targets are ignored (ignore=False counts them as words); carry=False starts every
+    window from zeros. The reference, and (read in mistaken ways) the hints."""
+    model.eval()
+    hidden, windows = model.init_hidden(source.size(1)), []
+    with torch.no_grad():
+        for i in range(0, source.size(0) - 1, bptt):
+            seq_len = min(bptt, source.size(0) - 1 - i)
+            inputs, targets = source[i:i + seq_len], source[i + 1:i + 1 + seq_len].reshape(-1)
+            logits, hidden = model(inputs, hidden if carry else model.init_hidden(source.size(1)))
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets, reduction="sum",
+                                   ignore_index=pad_id if ignore else -100)
+            windows.append((loss.item(), int((targets != pad_id).sum()), targets.numel()))
+    return windows
+
+
+def padded_reference(model, source, bptt: int, pad_id: int) -> float:
+    windows = padded_losses(model, source, bptt, pad_id)
+    return math.exp(sum(w[0] for w in windows) / sum(w[1] for w in windows))
+
+
+class PaddedPerplexityCheck(Check):
+    name = "08-language-model/padded_perplexity"
+    student_name = "padded_perplexity"
+    builds_on = ("get_batch",)
+    reference_name = "exp of the mean cross-entropy over the split's real target tokens"
+    forbidden_functions = ("rnn_by_hand.lm.evaluate.perplexity", "rnn_by_hand.lm.evaluate.cross_entropy",
+                           "rnn_by_hand.chapters.language_model.padded_losses",
+                           "rnn_by_hand.chapters.language_model.padded_reference")
+    forbidden_reason = OWN_REASON
+
+    VISIBLE = [dict(rnn_type="LSTM", ntoken=30, ninp=8, nhid=10, nlayers=2, rows=23, batch=3, bptt=5, padding=9),
+               dict(rnn_type="GRU", ntoken=25, ninp=6, nhid=8, nlayers=1, rows=18, batch=2, bptt=4, padding=5),
+               dict(rnn_type="GRU", ntoken=20, ninp=5, nhid=7, nlayers=1, rows=15, batch=4, bptt=6, padding=0)]
+    HIDDEN = [dict(rnn_type="LSTM", ntoken=40, ninp=10, nhid=12, nlayers=1, rows=30, batch=4, bptt=7, padding=11),
+              dict(rnn_type="GRU", ntoken=35, ninp=7, nhid=9, nlayers=2, rows=20, batch=3, bptt=3, padding=4),
+              dict(rnn_type="LSTM", ntoken=28, ninp=6, nhid=6, nlayers=1, rows=17, batch=5, bptt=5, padding=7)]
+
+    def make_tensors(self, config):
+        """The model, and a source as batchify_padded makes it: the last column's last `padding`
+        entries are the pad id, ntoken - 1, a row of the vocabulary that the text never uses."""
+        tensors = with_state(tiny_lm(config))
+        source = random_ids(config["rows"], config["batch"], ntoken=config["ntoken"] - 1)   # (rows, N)
+        if config["padding"]:
+            source[-config["padding"]:, -1] = config["ntoken"] - 1
+        tensors["source"] = source
         return tensors
 
     @staticmethod
-    def model(case) -> RNNModel:
+    def model(case) -> TinyLM:
         """The case's model, left in training mode as after a training epoch."""
-        model = reference_model(case.config, state_of(case.tensors))
-        return model.train()
+        return tiny_lm(case.config, case.tensors).train()
 
     def run_student(self, student, case):
-        model = self.model(case)
+        model, c = self.model(case), case.config
         modes = []
         model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
-        with seeded(int(case.tensors["dropout_seed"])):  # reproducible even if dropout is left on
-            value = call_student(self.student_name, student, model, case.tensors["source"], case.config["bptt"])
+        value = call_student(self.student_name, student, model, case.tensors["source"], c["bptt"],
+                             c["ntoken"] - 1)
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
         return {"perplexity": value, "train_mode_calls": sum(modes)}
 
     def run_reference(self, case):
-        return {"perplexity": perplexity(self.model(case), case.tensors["source"], case.config["bptt"])}
+        c = case.config
+        return {"perplexity": padded_reference(self.model(case), case.tensors["source"], c["bptt"],
+                                               c["ntoken"] - 1)}
 
     def compare(self, case, expected, actual):
         value, want = actual["perplexity"], expected["perplexity"]
         if type(value) not in (int, float):
-            return [f"corpus_perplexity should return a number (a Python float), got {type_name(value)}"]
+            return [f"padded_perplexity should return a number (a Python float), got {type_name(value)}"]
         if not math.isfinite(value):
-            return [f"corpus_perplexity returned {value}, not a finite number"]
+            return [f"padded_perplexity returned {value}, not a finite number"]
         if abs(value - want) > self.atol + self.rtol * abs(want):
-            text = (f"corpus_perplexity returned {value:.10g}, expected {want:.10g} (relative error "
+            text = (f"padded_perplexity returned {value:.10g}, expected {want:.10g} (relative error "
                     f"{abs(value - want) / want:.3g}; tolerance rtol={self.rtol:g})")
             if abs(value - want) < 1e-5 * want:
                 text += ": the error is as small as float32 rounding, so check for a float32 value in your computation"
             return [text]
+        if actual["train_mode_calls"]:
+            return [f"the model was in training mode for {actual['train_mode_calls']} of its forward calls: "
+                    "call model.eval() before evaluating, so that a model with dropout has it off"]
         return []
 
     def hint(self, case, actual):
-        value = actual["perplexity"]
-        if actual.get("train_mode_calls"):
-            return (f"the model was in training mode for {actual['train_mode_calls']} of its forward calls, so "
-                    "dropout was on: call model.eval() before evaluating")
+        value, c = actual["perplexity"], case.config
         if type(value) not in (int, float):
             return ""
-        losses, counts = window_losses(self.model(case), case.tensors["source"], case.config["bptt"])
-        weighted = sum(loss * n for loss, n in zip(losses, counts)) / sum(counts)
-        fresh, _ = window_losses(self.model(case), case.tensors["source"], case.config["bptt"], carry=False)
-        found = [("your value is the mean cross-entropy itself: perplexity is its exp", weighted),
-                 ("your value is the mean of the windows' perplexities: perplexity is exp of the mean "
-                  "cross-entropy per token over the whole split", sum(math.exp(loss) for loss in losses) / len(losses)),
-                 ("your value gives every window the same weight: the last window is shorter, so weight each "
-                  "window's mean loss by its number of target tokens (or sum the per-token losses and divide "
-                  "by the number of tokens)", math.exp(sum(losses) / len(losses))),
+        model, source, pad = self.model(case), case.tensors["source"], c["ntoken"] - 1
+        right = padded_losses(model, source, c["bptt"], pad)
+        loss, real, every = (sum(w[i] for w in right) for i in range(3))
+        counted = padded_losses(model, source, c["bptt"], pad, ignore=False)
+        fresh = padded_losses(model, source, c["bptt"], pad, carry=False)
+        means = [w[0] / w[1] for w in right if w[1]]
+        found = [("your value divides by every target, pads included: count only the targets that are not "
+                  "pad_id, (targets != pad_id).sum()", math.exp(loss / every)),
+                 ("your value counts the pads as words: pass ignore_index=pad_id to F.cross_entropy, and "
+                  "count only the real targets", math.exp(sum(w[0] for w in counted) / every)),
+                 ("your value leaves out the pads' counts but not their losses: pass ignore_index=pad_id "
+                  "to F.cross_entropy", math.exp(sum(w[0] for w in counted) / real)),
+                 ("your value gives every window the same weight: sum the per-token losses over the whole "
+                  "split and divide by the number of real targets", math.exp(sum(means) / len(means))),
                  ("your value matches starting every window from a zero hidden state: carry the hidden state "
-                  "from one window to the next, as in training",
-                  math.exp(sum(loss * n for loss, n in zip(fresh, counts)) / sum(counts))),
-                 ("your value is 2 ** (cross-entropy in nats): F.cross_entropy works in nats, so its perplexity "
-                  "is exp of it (2 ** goes with entropy in bits)", 2 ** weighted),
-                 ("your value is exp of the cross-entropy in bits: F.cross_entropy works in nats, so "
-                  "perplexity is exp of it directly", math.exp(weighted / math.log(2)))]
+                  "from one window to the next", math.exp(sum(w[0] for w in fresh) / real)),
+                 ("your value is the mean cross-entropy itself: perplexity is its exp", loss / real)]
         for text, wrong in found:
             if abs(value - wrong) <= 1e-9 * abs(wrong):
                 return text
         return ""
 
 
-# -- sample_next -----------------------------------------------------------------------
+# -- sample_text -----------------------------------------------------------------------
 
-def target_probabilities(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
-    """softmax(logits / T) over the top_k largest logits: what the draws must follow."""
-    scaled = logits / temperature
-    if top_k is not None:
-        kept = torch.zeros_like(scaled, dtype=torch.bool).scatter(-1, scaled.topk(top_k, dim=-1).indices, True)
-        scaled = scaled.masked_fill(~kept, float("-inf"))
-    return torch.softmax(scaled, dim=-1)
+def sample_by_hand(model, chars: str, prompt: str, length: int, temperature: float, generator, *,
+                   scale="divide", feed=True, carry=True):
+    """Characters drawn one at a time from a character-level model, with the check's own loop; the
+    keywords describe a mistaken reading (the reference reads them all rightly).
+
+    scale: "divide" (logits / T), "ignore" (T = 1) or "multiply" (logits * T).
+    feed: False feeds the prompt's last character at every step instead of the one just drawn.
+    carry: False starts every step from model.init_hidden(1), keeping only the prompt's state.
+    """
+    model.eval()
+    ids = torch.tensor([[chars.index(ch)] for ch in prompt])          # (len(prompt), 1)
+    with torch.no_grad():
+        logits, hidden = model(ids, model.init_hidden(1))             # (len(prompt), 1, V)
+        after_prompt, out = hidden, []
+        for _ in range(length):
+            last = logits[-1, 0]                                      # (V,)
+            if temperature < 1e-8:
+                token = int(last.argmax())
+            else:
+                scaled = {"divide": last / temperature, "ignore": last, "multiply": last * temperature}[scale]
+                token = int(torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator))
+            out.append(chars[token])
+            fed = token if feed else chars.index(prompt[-1])
+            logits, hidden = model(torch.tensor([[fed]]), hidden if carry else after_prompt)
+    return "".join(out)
 
 
-class SampleNextCheck(OwnMessages, Check):
-    name = "08-language-model/sample_next"
-    student_name = "sample_next"
-    reference_name = "rnn_by_hand.lm.generate.sample_next"
-    forbidden_functions = ("rnn_by_hand.lm.generate.sample_next",)
-    forbidden_reason = RNNLM_REASON
-    ok_text = ("returns the argmax near temperature 0, and otherwise draws reproducibly from "
-               "softmax(logits / temperature) over the top_k (within 4 standard errors)")
-    failure_text = "does not sample as rnn_by_hand.lm.generate.sample_next"
+class SampleTextCheck(OwnMessages, Check):
+    name = "08-language-model/sample_text"
+    student_name = "sample_text"
+    reference_name = "the check's own sampling loop over the same model and generator"
+    forbidden_functions = ("rnn_by_hand.lm.generate.sample_next", "rnn_by_hand.lm.generate.generate",
+                           "rnn_by_hand.chapters.language_model.sample_by_hand")
+    forbidden_reason = OWN_REASON
+    ok_text = ("draws every character from softmax(logits / temperature) with the generator passed in, "
+               "as the reference loop does, and the argmax at temperature 0")
+    failure_text = "does not sample as the reference loop"
 
-    VISIBLE = [dict(V=7, rows=3, draws=20000, temperature=1.0, top_k=None),
-               dict(V=8, rows=2, draws=20000, temperature=0.7, top_k=3),
-               dict(V=6, rows=4, draws=1, temperature=0.0, top_k=None)]
-    HIDDEN = [dict(V=10, rows=2, draws=20000, temperature=2.0, top_k=None),
-              dict(V=10, rows=2, draws=20000, temperature=1.5, top_k=3),
-              dict(V=12, rows=5, draws=1, temperature=1e-9, top_k=None),
-              dict(V=8, rows=3, draws=1, temperature=0.0, top_k=2),
-              dict(V=8, rows=2, draws=20000, temperature=1.5, top_k=2)]
-    STANDARD_ERRORS = 4
+    VISIBLE = [dict(rnn_type="GRU", chars="abcdefgh .", ninp=6, nhid=8, nlayers=1, prompt=4, length=30,
+                    temperature=1.0),
+               dict(rnn_type="LSTM", chars="aeiou nrst", ninp=5, nhid=7, nlayers=2, prompt=3, length=25,
+                    temperature=0.6),
+               dict(rnn_type="GRU", chars="xyz ,.!", ninp=4, nhid=6, nlayers=1, prompt=5, length=20,
+                    temperature=0.0)]
+    HIDDEN = [dict(rnn_type="LSTM", chars="abcdefgh .", ninp=6, nhid=8, nlayers=1, prompt=3, length=30,
+                   temperature=1.5),
+              dict(rnn_type="GRU", chars="aeiou nrst", ninp=5, nhid=9, nlayers=2, prompt=4, length=25,
+                   temperature=0.5),
+              dict(rnn_type="LSTM", chars="xyz ,.!", ninp=4, nhid=6, nlayers=1, prompt=2, length=20,
+                   temperature=0.0),
+              dict(rnn_type="GRU", chars="aeiou nrst", ninp=6, nhid=6, nlayers=1, prompt=5, length=30,
+                   temperature=0.8)]
+
+    @staticmethod
+    def model_config(config) -> dict:
+        return dict(config, ntoken=len(config["chars"]))
 
     def make_tensors(self, config):
-        rows = [self.row(config["V"], config["top_k"]) for _ in range(config["rows"])]
-        return {"logits": torch.stack(rows),                       # (rows, V)
-                "generator_seed": torch.randint(0, 2**31 - 1, ())}
+        tensors = with_state(tiny_lm(self.model_config(config)))
+        tensors["prompt"] = torch.randint(0, len(config["chars"]), (config["prompt"],))
+        tensors["generator_seed"] = torch.randint(0, 2**31 - 1, ())
+        return tensors
+
+    def model(self, case) -> TinyLM:
+        return tiny_lm(self.model_config(case.config), case.tensors)
 
     @staticmethod
-    def row(V: int, k: int | None) -> torch.Tensor:
-        """One row of logits (V,) on which every classic mistake changes the distribution a lot.
+    def prompt(case) -> str:
+        return "".join(case.config["chars"][i] for i in case.tensors["prompt"].tolist())
 
-        With top_k, the k kept logits spread over [0, 2] (so the temperature matters), the others
-        sit just below them (so keeping them, or giving them logit 0, moves much probability),
-        and the k largest are never the first k ids (top-k by value, not by index).
-        """
-        if k is None:
-            return 1.5 * torch.randn(V, dtype=DTYPE)
-        kept = torch.linspace(2, 0, k, dtype=DTYPE) + 0.1 * torch.randn(k, dtype=DTYPE)
-        rest = kept.min() - 0.05 - 0.5 * torch.rand(V - k, dtype=DTYPE)
-        values = torch.cat([kept, rest])
-        while True:
-            row = values[torch.randperm(V)]
-            if not bool((row.topk(k).indices < k).all()):
-                return row
-
-    @staticmethod
-    def logits(case) -> torch.Tensor:
-        """(draws, rows, V): each row repeated `draws` times, so one call draws them all; (rows, V) if one draw."""
-        logits = case.tensors["logits"]
-        return logits if case.config["draws"] == 1 else logits.expand(case.config["draws"], *logits.shape)
+    def generator(self, case) -> torch.Generator:
+        return torch.Generator().manual_seed(int(case.tensors["generator_seed"]))
 
     def draw(self, student, case, global_seed: int):
-        """The student's draw, and whether it used torch's global generator (drew from it or reseeded it)."""
-        generator = torch.Generator().manual_seed(int(case.tensors["generator_seed"]))
-        what = f"sample_next(logits, temperature={case.config['temperature']}, top_k={case.config['top_k']})"
+        """The student's text, and whether it used torch's global generator (drew from it or reseeded it)."""
+        c = case.config
+        what = f"sample_text(model, chars={c['chars']!r}, prompt={self.prompt(case)!r}, length={c['length']}, " \
+               f"temperature={c['temperature']})"
+        model, generator = self.model(case), self.generator(case)   # built first: init draws random numbers
         with seeded(global_seed):
             before = torch.random.get_rng_state()
-            ids = call_student(what, student, self.logits(case), temperature=case.config["temperature"],
-                               top_k=case.config["top_k"], generator=generator)
+            text = call_student(what, student, model, c["chars"], self.prompt(case), c["length"],
+                                c["temperature"], generator)
             touched = not torch.equal(before, torch.random.get_rng_state())
-        return ids, touched
+        return text, touched
+
+    def run_student(self, student, case):
+        text, touched_first = self.draw(student, case, 1)
+        again, touched_again = self.draw(student, case, 2)   # same generator seed, another global seed
+        return {"text": text, "ids": self.ids(case, text), "reproducible": text == again,
+                "global_rng": touched_first or touched_again}
+
+    @staticmethod
+    def ids(case, text) -> torch.Tensor | None:
+        """The text's character ids (what is compared), or None for a text with other characters."""
+        chars = case.config["chars"]
+        if not isinstance(text, str) or any(ch not in chars for ch in text):
+            return None
+        return torch.tensor([chars.index(ch) for ch in text], dtype=torch.long)
+
+    def run_reference(self, case):
+        c = case.config
+        text = sample_by_hand(self.model(case), c["chars"], self.prompt(case), c["length"], c["temperature"],
+                              self.generator(case))
+        return {"text": text, "ids": self.ids(case, text)}
 
     def error_hint(self, case, message):
         if case.config["temperature"] < 1e-8 and any(word in message for word in
                                                      ("inf", "nan", "ZeroDivisionError")):
-            return (f"temperature={case.config['temperature']} is the limit of no randomness: "
-                    "return the largest logit's id (argmax over the last dimension) instead of "
-                    "dividing by it, which gives inf and nan")
+            return (f"temperature={case.config['temperature']} is the limit of no randomness: take the "
+                    "largest logit's id (the argmax) instead of dividing by it, which gives inf and nan")
         return ""
-
-    def run_student(self, student, case):
-        first, touched_first = self.draw(student, case, 1)
-        again, touched_again = self.draw(student, case, 2)  # same generator seed, another global seed
-        reproducible = isinstance(first, torch.Tensor) and isinstance(again, torch.Tensor) \
-            and first.shape == again.shape and torch.equal(first, again)
-        return {"ids": first, "reproducible": reproducible, "global_rng": touched_first or touched_again}
-
-    def run_reference(self, case):
-        generator = torch.Generator().manual_seed(int(case.tensors["generator_seed"]))
-        ids = sample_next(self.logits(case), case.config["temperature"], case.config["top_k"], generator)
-        if case.config["temperature"] < 1e-8:
-            return {"ids": ids}
-        return {"ids": ids, "probabilities": target_probabilities(case.tensors["logits"], case.config["temperature"],
-                                                                  case.config["top_k"])}
 
     def compare(self, case, expected, actual):
         if actual["global_rng"] is True:
-            return ["sample_next used torch's global random generator (it drew from it, or reseeded it "
+            return ["sample_text used torch's global random generator (it drew from it, or reseeded it "
                     "with torch.manual_seed): draw only from the generator passed in, "
                     "torch.multinomial(..., generator=generator), so that the caller's seed stays theirs"]
-        ids, want = actual["ids"], expected["ids"]
-        dims = ("n",) if case.config["draws"] == 1 else ("draw", "n")
-        layout = "(rows,): one id per row of logits" if case.config["draws"] == 1 \
-            else "(draws, rows): logits (..., V) gives ids (...)"
-        if "probabilities" not in expected:  # temperature 0: the argmax, exactly
-            problems = compare_tensor("ids", want, ids, dims=dims, layout=layout)
-            return [p + ": with temperature near 0 the draw is the argmax of each row" if "expected" in p
-                    and "shape" not in p else p for p in problems]
-        if not isinstance(ids, torch.Tensor) or ids.shape != want.shape or ids.dtype != torch.long:
-            return compare_tensor("ids", want, ids, dims=dims, layout=layout)  # names the shape or dtype
-        V, k = case.config["V"], case.config["top_k"]
-        if bool(((ids < 0) | (ids >= V)).any()):
-            return [f"ids holds {int(ids.min())} to {int(ids.max())}, outside the vocabulary 0 .. {V - 1}"]
-        if k is not None:
-            allowed = case.tensors["logits"].topk(k, dim=-1).indices  # (rows, k)
-            inside = (ids.unsqueeze(-1) == allowed).any(-1)          # (draws, rows)
-            if not bool(inside.all()):
-                draw, row = (int(i) for i in (~inside).nonzero()[0])
-                return [f"ids[draw={draw}, n={row}] is {int(ids[draw, row])}, which is not among the top_k={k} "
-                        f"largest logits of row {row} (indices {sorted(allowed[row].tolist())}); "
-                        f"{int((~inside).sum())} of {inside.numel()} draws fall outside them"]
-        problems = self.compare_distribution(case, expected["probabilities"], ids)
-        if not problems and not actual["reproducible"]:
-            problems.append("two calls with generators seeded alike gave different draws (the global seed "
-                            "differed): draw with torch.multinomial(..., generator=generator) so that a seed "
-                            "reproduces a text")
-        return problems
-
-    def bound(self, probabilities: torch.Tensor, draws: int) -> torch.Tensor:
-        """Total-variation bound per row: half the sum of STANDARD_ERRORS standard errors per word.
-
-        A frequency of p over n draws has standard error sqrt(p (1 - p) / n); a correct sampler's
-        |frequency - p| averages 0.8 of it, so its total variation sits near a fifth of this bound.
-        """
-        return 0.5 * self.STANDARD_ERRORS * (probabilities * (1 - probabilities) / draws).sqrt().sum(-1)
-
-    @staticmethod
-    def frequencies(ids: torch.Tensor, V: int) -> torch.Tensor:
-        """(rows, V): how often each id was drawn in each row."""
-        counts = F.one_hot(ids, V).sum(0).to(DTYPE)  # (rows, V)
-        return counts / ids.shape[0]
-
-    def distances(self, case, probabilities, ids) -> torch.Tensor:
-        return 0.5 * (self.frequencies(ids, case.config["V"]) - probabilities).abs().sum(-1)  # (rows,)
-
-    def compare_distribution(self, case, probabilities, ids) -> list[str]:
-        tv, bound = self.distances(case, probabilities, ids), self.bound(probabilities, case.config["draws"])
-        bad = (tv > bound).nonzero()
-        if not len(bad):
-            return []
-        row = int(bad[0])
-        freq = self.frequencies(ids, case.config["V"])[row]
-        show = ", ".join(f"{f:.3f}" for f in freq.tolist())
-        want = ", ".join(f"{p:.3f}" for p in probabilities[row].tolist())
-        return [f"the {case.config['draws']} draws of row {row} do not follow softmax(logits / temperature)"
-                + (f" over the top_k={case.config['top_k']} largest logits" if case.config["top_k"] else "")
-                + f": frequencies [{show}], expected probabilities [{want}]; total-variation distance "
-                f"{float(tv[row]):.3f}, above the bound {float(bound[row]):.3f} ({self.STANDARD_ERRORS} standard "
-                "errors per word, which a correct sampler stays well below)"]
+        text, want, chars = actual["text"], expected["text"], case.config["chars"]
+        if not isinstance(text, str):
+            return [f"sample_text should return a str, the {case.config['length']} characters drawn, got "
+                    f"{type_name(text)}"]
+        ids = actual["ids"]
+        if not isinstance(ids, torch.Tensor):
+            return [f"your text {text!r} has characters that are not in chars={chars!r}"]
+        if ids.shape != expected["ids"].shape or not torch.equal(ids, expected["ids"]):
+            text = "".join(chars[i] if 0 <= i < len(chars) else "?" for i in ids.tolist())
+            at = next((i for i, (a, b) in enumerate(zip(text, want)) if a != b), min(len(text), len(want)))
+            return [f"your text {text!r} ({len(text)} characters) differs from the expected {want!r} "
+                    f"({len(want)} characters) from character {at} on"]
+        if not actual["reproducible"]:
+            return ["two calls with generators seeded alike gave different texts: draw with "
+                    "torch.multinomial(..., generator=generator) so that a seed reproduces a text"]
+        return []
 
     def hint(self, case, actual):
-        ids, T, k = actual["ids"], case.config["temperature"], case.config["top_k"]
-        if T < 1e-8 or not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.dim() != 2 \
-                or bool(((ids < 0) | (ids >= case.config["V"])).any()):
+        text, c = actual["text"], case.config
+        if not isinstance(text, str) or actual["global_rng"] is True:
             return ""
-        logits = case.tensors["logits"]
-        found = [("your draws follow softmax(logits), as if temperature were 1 (dividing the probabilities by "
-                  "T after the softmax changes nothing once they are normalised): divide the logits by the "
-                  "temperature before the softmax", target_probabilities(logits, 1.0, k)),
+        prompt = self.prompt(case)
+        if text.startswith(prompt) and text[len(prompt):] == self.run_reference(case)["text"]:
+            return "your text starts with the prompt: return only the characters drawn after it"
+
+        def sampled(**variant):
+            return sample_by_hand(self.model(case), c["chars"], prompt, c["length"], c["temperature"],
+                                  self.generator(case), **variant)
+        found = [("your draws ignore the temperature (they follow softmax(logits)): divide the logits by it "
+                  "before the softmax", dict(scale="ignore")),
                  ("your draws follow softmax(logits * temperature): divide the logits by the temperature",
-                  target_probabilities(logits * T, 1.0, k))]
-        if k is not None:
-            first_k = torch.full_like(logits, float("-inf"))
-            first_k[:, :k] = logits[:, :k] / T
-            zeros = torch.zeros_like(logits).scatter(-1, logits.topk(k, dim=-1).indices,
-                                                     logits.gather(-1, logits.topk(k, dim=-1).indices) / T)
-            found += [("your draws keep the first top_k ids, not the top_k largest logits: use torch.topk",
-                       torch.softmax(first_k, -1)),
-                      ("your draws ignore top_k: keep only the k largest logits (set the others to -inf)",
-                       target_probabilities(logits, T, None)),
-                      ("the logits outside the top k were set to 0, which still has probability exp(0): set them "
-                       "to -inf so that the softmax gives them probability 0", torch.softmax(zeros, -1))]
-        expected = target_probabilities(logits, T, k)
-        for text, wrong in found:
-            if (self.distances(case, wrong, ids) <= self.bound(wrong, case.config["draws"])).all() \
-                    and not torch.allclose(wrong, expected):
-                return text
+                  dict(scale="multiply")),
+                 ("your text matches feeding the prompt's last character at every step: feed back the "
+                  "character just drawn", dict(feed=False)),
+                 ("your text matches starting every step from the state after the prompt: carry the hidden "
+                  "state from each step to the next", dict(carry=False))]
+        if c["temperature"] > 1e-8:
+            greedy = sample_by_hand(self.model(case), c["chars"], prompt, c["length"], 0.0, None)
+            if text == greedy:
+                return ("your text is the argmax at every step: with temperature > 0, draw from "
+                        "softmax(logits / temperature) with torch.multinomial")
+        for words, variant in found:
+            if text == sampled(**variant):
+                return words
         return ""
 
 
-check_batchify = BatchifyCheck()
+check_batchify_padded = BatchifyPaddedCheck()
 check_get_batch = GetBatchCheck()
 check_language_model = LanguageModelCheck()
-check_corpus_perplexity = CorpusPerplexityCheck()
-check_sample_next = SampleNextCheck()
+check_padded_perplexity = PaddedPerplexityCheck()
+check_sample_text = SampleTextCheck()

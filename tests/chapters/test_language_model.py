@@ -2,7 +2,9 @@
 
 Wrong answers are mutants of the solution notebook's own source, each one
 classic mistake away from a correct answer; every one must be rejected on the
-visible and on the hidden cases, with feedback that names the mistake.
+visible and on the hidden cases, with feedback that names the mistake. The
+references written in the check module (padded_columns, padded_reference,
+sample_by_hand) are tested here against independent formulations.
 """
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ import torch
 
 from rnn_by_hand import lm as rnnlm
 from rnn_by_hand import CHECKS, CheckFailure
-from rnn_by_hand.chapters.language_model import (SampleNextCheck, check_batchify, check_corpus_perplexity, check_get_batch,
-                                       check_language_model, check_sample_next, target_probabilities)
+import torch.nn.functional as F
+
+from rnn_by_hand.chapters.language_model import (check_batchify_padded, check_get_batch, check_language_model,
+                                                 check_padded_perplexity, check_sample_text, padded_columns,
+                                                 padded_reference, sample_by_hand)
 from conftest import REPO
 from mutants import mutant_test, student_namespace
 
@@ -30,21 +35,29 @@ def solution():
 DROP_BOTH = ("emb = self.drop(self.encoder(input))       # (L, N, ninp)\n"
              "        output, hidden = self.rnn(emb, hidden)     # (L, N, nhid)\n"
              "        logits = self.decoder(self.drop(output))")
-WINDOW_SUM = "total_loss += loss.item()\n            total_tokens += targets.numel()\n    return math.exp(total_loss / total_tokens)"
+WINDOW_SUM = ("total_loss += loss.item()\n            total_tokens += int((targets != pad_id).sum())  # ... and are "
+              "not counted\n    return math.exp(total_loss / total_tokens)")
+PADDING = ("rows = -(-data.size(0) // batch_size)                         # ceil(T / N)\n"
+           "    padding = data.new_full((rows * batch_size - data.size(0),), pad_id)\n"
+           "    stream = torch.cat([data, padding])")
+DRAW = "token = int(torch.multinomial(probs, 1, generator=generator))"
 
 # Each mutant: (check, cell, source text, replacement, words the feedback must contain)
 MUTANTS = {
-    "batchify: pads instead of dropping": (
-        check_batchify, "batchify",
-        "rows = data.size(0) // batch_size\n    columns = data[: rows * batch_size].view(batch_size, rows)",
-        "rows = -(-data.size(0) // batch_size)\n"
-        "    columns = F.pad(data, (0, rows * batch_size - data.size(0))).view(batch_size, rows)",
-        "are dropped (T // batch_size rows), not padded"),
-    "batchify: batch-major (batch, rows)": (check_batchify, "batchify", "return columns.t().contiguous()",
-                                            "return columns", "your result is (batch, rows)"),
-    "batchify: row-major fill": (check_batchify, "batchify", "return columns.t().contiguous()",
-                                 "return data[: rows * batch_size].view(-1, batch_size)",
-                                 "each column holds every batch_size-th token"),
+    "batchify: drops the remainder": (check_batchify_padded, "batchify_padded", PADDING,
+                                      "rows = data.size(0) // batch_size\n    stream = data[: rows * batch_size]",
+                                      "that drops the last"),
+    "batchify: pads at the front": (check_batchify_padded, "batchify_padded", "torch.cat([data, padding])",
+                                    "torch.cat([padding, data])", "your padding comes first"),
+    "batchify: pads with 0": (check_batchify_padded, "batchify_padded",
+                              "data.new_full((rows * batch_size - data.size(0),), pad_id)",
+                              "data.new_zeros((rows * batch_size - data.size(0),))", "your padding is 0"),
+    "batchify: batch-major (batch, rows)": (check_batchify_padded, "batchify_padded",
+                                            "return stream.view(batch_size, rows).t().contiguous()",
+                                            "return stream.view(batch_size, rows)", "your result is (batch, rows)"),
+    "batchify: row-major fill": (check_batchify_padded, "batchify_padded",
+                                 "return stream.view(batch_size, rows).t().contiguous()",
+                                 "return stream.view(rows, batch_size)", "each column holds every batch_size-th token"),
     "get_batch: targets not shifted": (check_get_batch, "get_batch", "source[i + 1:i + 1 + seq_len].reshape(-1)",
                                        "source[i:i + seq_len].reshape(-1)", "your targets are the inputs"),
     "get_batch: targets not flattened": (check_get_batch, "get_batch", "source[i + 1:i + 1 + seq_len].reshape(-1)",
@@ -83,57 +96,57 @@ MUTANTS = {
     "model: dropout on the output only": (check_language_model, "LanguageModel",
                                           "emb = self.drop(self.encoder(input))", "emb = self.encoder(input)",
                                           "only the rnn output goes through dropout"),
-    "perplexity: mean of window perplexities": (check_corpus_perplexity, "corpus_perplexity", WINDOW_SUM,
-                                                "total_loss += math.exp(loss.item() / targets.numel())\n"
-                                                "            total_tokens += 1\n    return total_loss / total_tokens",
-                                                "mean of the windows' perplexities"),
-    "perplexity: unweighted mean of window means": (check_corpus_perplexity, "corpus_perplexity", WINDOW_SUM,
-                                                    "total_loss += loss.item() / targets.numel()\n"
+    "perplexity: pads counted": (check_padded_perplexity, "padded_perplexity",
+                                 "total_tokens += int((targets != pad_id).sum())",
+                                 "total_tokens += targets.numel()", "divides by every target, pads included"),
+    "perplexity: pads not ignored": (check_padded_perplexity, "padded_perplexity",
+                                     'reduction="sum",\n                                   ignore_index=pad_id)',
+                                     'reduction="sum")', "leaves out the pads' counts but not their losses"),
+    "perplexity: neither ignored nor left out": (check_padded_perplexity, "padded_perplexity",
+                                                 'reduction="sum",\n                                   '
+                                                 'ignore_index=pad_id)     # pads add nothing\n'
+                                                 '            total_loss += loss.item()\n'
+                                                 '            total_tokens += int((targets != pad_id).sum())',
+                                                 'reduction="sum")\n            total_loss += loss.item()\n'
+                                                 '            total_tokens += targets.numel()',
+                                                 "counts the pads as words"),
+    "perplexity: unweighted mean of window means": (check_padded_perplexity, "padded_perplexity", WINDOW_SUM,
+                                                    "total_loss += loss.item() / int((targets != pad_id).sum())\n"
                                                     "            total_tokens += 1\n"
                                                     "    return math.exp(total_loss / total_tokens)",
                                                     "every window the same weight"),
-    "perplexity: hidden not carried": (check_corpus_perplexity, "corpus_perplexity",
+    "perplexity: hidden not carried": (check_padded_perplexity, "padded_perplexity",
                                        "logits, hidden = model(inputs, hidden)",
                                        "logits, _ = model(inputs, hidden)", "zero hidden state"),
-    "perplexity: model.eval() forgotten": (check_corpus_perplexity, "corpus_perplexity", "model.eval()", "pass",
+    "perplexity: model.eval() forgotten": (check_padded_perplexity, "padded_perplexity", "model.eval()", "pass",
                                            "call model.eval() before evaluating"),
-    "perplexity: 2 ** nats": (check_corpus_perplexity, "corpus_perplexity",
-                              "return math.exp(total_loss / total_tokens)", "return 2 ** (total_loss / total_tokens)",
-                              "2 ** (cross-entropy in nats)"),
-    "perplexity: exp of bits": (check_corpus_perplexity, "corpus_perplexity",
-                                "return math.exp(total_loss / total_tokens)",
-                                "return math.exp(total_loss / total_tokens / math.log(2))",
-                                "exp of the cross-entropy in bits"),
-    "perplexity: returns the cross-entropy": (check_corpus_perplexity, "corpus_perplexity",
+    "perplexity: returns the cross-entropy": (check_padded_perplexity, "padded_perplexity",
                                               "return math.exp(total_loss / total_tokens)",
                                               "return total_loss / total_tokens", "the mean cross-entropy itself"),
-    "sample: reseeds the global generator": (check_sample_next, "sample_next",
-        "ids = torch.multinomial(probs, 1, generator=generator)",
+    "sample: reseeds the global generator": (check_sample_text, "sample_text", DRAW,
         "torch.manual_seed(int(torch.randint(2**31 - 1, (), generator=generator)))\n"
-        "    ids = torch.multinomial(probs, 1)", "used torch's global random generator"),
-    "sample: temperature ignored": (check_sample_next, "sample_next", "scaled = logits / temperature",
-                                    "scaled = logits", "as if temperature were 1"),
-    "sample: multiplies by temperature": (check_sample_next, "sample_next", "scaled = logits / temperature",
-                                          "scaled = logits * temperature", "softmax(logits * temperature)"),
-    "sample: divides after the softmax": (check_sample_next, "sample_next",
-                                          "probs = torch.softmax(scaled, dim=-1).reshape",
-                                          "probs = (torch.softmax(scaled * temperature, dim=-1) / temperature).reshape",
-                                          "as if temperature were 1"),
-    "sample: top-k by index": (check_sample_next, "sample_next", "values, indices = scaled.topk(top_k, dim=-1)",
-                               "values, indices = scaled[..., :top_k], "
-                               "torch.arange(top_k).expand(*scaled.shape[:-1], top_k)",
-                               "keep the first top_k ids, not the top_k largest logits"),
-    "sample: top-k ignored": (check_sample_next, "sample_next", "if top_k is not None and top_k < scaled.size(-1):",
-                              "if False:", "ignore top_k"),
-    "sample: masked with zeros, not -inf": (check_sample_next, "sample_next", 'torch.full_like(scaled, float("-inf"))',
-                                            "torch.zeros_like(scaled)", "set to 0, which still has probability"),
-    "sample: generator not used": (check_sample_next, "sample_next", "torch.multinomial(probs, 1, generator=generator)",
-                                   "torch.multinomial(probs, 1)", "used torch's global random generator"),
-    "sample: temperature 0 divides by zero": (check_sample_next, "sample_next",
-                                              "if temperature < 1e-8:\n        return logits.argmax(dim=-1)\n    scaled", "scaled",
-                                              "sample_next(logits, temperature="),
-    "sample: ids keep the sample dimension": (check_sample_next, "sample_next", "return ids.view(logits.shape[:-1])",
-                                              "return ids", "ids has shape"),
+        "                token = int(torch.multinomial(probs, 1))", "used torch's global random generator"),
+    "sample: generator not used": (check_sample_text, "sample_text", DRAW, "token = int(torch.multinomial(probs, 1))",
+                                   "used torch's global random generator"),
+    "sample: temperature ignored": (check_sample_text, "sample_text", "torch.softmax(last / temperature, dim=-1)",
+                                    "torch.softmax(last, dim=-1)", "ignore the temperature"),
+    "sample: multiplies by temperature": (check_sample_text, "sample_text", "torch.softmax(last / temperature, dim=-1)",
+                                          "torch.softmax(last * temperature, dim=-1)", "softmax(logits * temperature)"),
+    "sample: prompt's last character fed back": (check_sample_text, "sample_text",
+                                                 "model(torch.tensor([[token]]), hidden)", "model(ids[-1:], hidden)",
+                                                 "feeding the prompt's last character at every step"),
+    "sample: hidden not carried": (check_sample_text, "sample_text",
+                                   "logits, hidden = model(torch.tensor([[token]]), hidden)",
+                                   "logits, _ = model(torch.tensor([[token]]), hidden)",
+                                   "starting every step from the state after the prompt"),
+    "sample: temperature 0 divides by zero": (check_sample_text, "sample_text",
+                                              "            if temperature < 1e-8:\n                token = int(last.argmax())\n"
+                                              "            else:\n", "            if True:\n",
+                                              "is the limit of no randomness"),
+    "sample: argmax at every temperature": (check_sample_text, "sample_text", "if temperature < 1e-8:", "if True:",
+                                            "the argmax at every step"),
+    "sample: prompt included": (check_sample_text, "sample_text", 'return "".join(out)',
+                                'return prompt + "".join(out)', "starts with the prompt"),
 }
 
 
@@ -141,39 +154,59 @@ test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
 
 # For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
 # the work to the book's own package: (answer cell it follows, source, exercises it loses).
-LIBRARY_ANSWER = ("batchify", "from rnn_by_hand.lm.data import batchify", ["batchify"])
+LIBRARY_ANSWER = ("get_batch", "from rnn_by_hand.lm.data import get_batch", ["get_batch"])
 
 
 def test_registry_lists_every_chapter_eight_check():
-    assert {f"08-language-model/{n}" for n in ("batchify", "get_batch", "LanguageModel", "corpus_perplexity",
-                                               "sample_next")} <= set(CHECKS)
+    assert {f"08-language-model/{n}" for n in ("batchify_padded", "get_batch", "LanguageModel", "padded_perplexity",
+                                               "sample_text")} <= set(CHECKS)
 
 
 class BorrowedModel(rnnlm.RNNModel):
     """A "LanguageModel" that is rnnlm's, under another name."""
 
 
-def borrowed_perplexity(model, source, bptt):
+def borrowed_perplexity(model, source, bptt, pad_id):
     from rnn_by_hand.lm.evaluate import cross_entropy  # imported before the check, called during it
     return math.exp(cross_entropy(model, source, bptt))
 
 
+def borrowed_sampler(model, chars, prompt, length, temperature, generator):
+    model.eval()
+    logits, hidden = model(torch.tensor([[chars.index(c)] for c in prompt]), model.init_hidden(1))
+    out = []
+    for _ in range(length):
+        token = rnnlm.sample_next(logits[-1], temperature, None, generator)   # (1,)
+        out.append(chars[token.item()])
+        logits, hidden = model(token.view(1, 1), hidden)
+    return "".join(out)
+
+
+def own_padded_perplexity(model, source, bptt, pad_id):
+    return padded_reference(model, source, bptt, pad_id)
+
+
 @pytest.mark.parametrize("check, student, called", [
-    (check_batchify, rnnlm.batchify, "rnn_by_hand.lm.data.batchify"),
+    (check_batchify_padded, lambda data, n, pad: rnnlm.batchify(data, n), "rnn_by_hand.lm.data.batchify"),
+    (check_batchify_padded, padded_columns, "rnn_by_hand.chapters.language_model.padded_columns"),
     (check_get_batch, lambda source, i, bptt: rnnlm.get_batch(source, i, bptt), "rnn_by_hand.lm.data.get_batch"),
     (check_language_model, BorrowedModel, "rnn_by_hand.lm.model.RNNModel.__init__"),
-    (check_corpus_perplexity, rnnlm.perplexity, "rnn_by_hand.lm.evaluate.perplexity"),
-    (check_corpus_perplexity, borrowed_perplexity, "rnn_by_hand.lm.evaluate.cross_entropy"),
-    (check_sample_next, rnnlm.sample_next, "rnn_by_hand.lm.generate.sample_next")])
+    (check_padded_perplexity, lambda model, source, bptt, pad: rnnlm.perplexity(model, source, bptt),
+     "rnn_by_hand.lm.evaluate.perplexity"),
+    (check_padded_perplexity, borrowed_perplexity, "rnn_by_hand.lm.evaluate.cross_entropy"),
+    (check_padded_perplexity, own_padded_perplexity, "rnn_by_hand.chapters.language_model.padded_reference"),
+    (check_sample_text, borrowed_sampler, "rnn_by_hand.lm.generate.sample_next"),
+    (check_sample_text, sample_by_hand, "rnn_by_hand.chapters.language_model.sample_by_hand")])
 def test_answers_that_call_the_book_package_are_refused(check, student, called):
-    """rnnlm holds every answer of the chapter; calling it is not writing it."""
+    """rnnlm holds the chapter's versions, and the check module its references; calling them is not
+    writing the answer."""
     with pytest.raises(CheckFailure, match=f"is not written by hand: it calls {re.escape(called)}"):
         check(student, quiet=True)
 
 
 def test_the_book_package_works_again_after_a_refusal():
     with pytest.raises(CheckFailure):
-        check_corpus_perplexity(rnnlm.perplexity, quiet=True)
+        check_padded_perplexity(lambda model, source, bptt, pad: rnnlm.perplexity(model, source, bptt), quiet=True)
     model = rnnlm.RNNModel("GRU", 12, 4, 5, 1)
     data = rnnlm.batchify(torch.randint(0, 12, (40,)), 4)                 # (10, 4)
     assert math.isfinite(rnnlm.perplexity(model, data, bptt=3))
@@ -181,58 +214,90 @@ def test_the_book_package_works_again_after_a_refusal():
 
 
 def test_a_correct_sampler_passes_whatever_the_secret_seed(solution):
-    for seed in range(6):
-        check_sample_next(solution["sample_next"], hidden=True, seed=seed, quiet=True)
+    for seed in range(4):
+        check_sample_text(solution["sample_text"], hidden=True, seed=seed, quiet=True)
 
 
-def test_every_mistaken_distribution_is_far_beyond_the_bound():
-    """The bound leaves a margin: each mistake's distribution is at least 3 bounds away in some row,
-    so sampling noise cannot let it through, whatever the seed."""
-    check = check_sample_next
-    for seed in (None, 1, 2, 3, 4, 5, 6, 7):
-        for case in check.make_cases(hidden=False, seed=seed) + check.make_cases(hidden=True, seed=seed):
-            T, k, logits = case.config["temperature"], case.config["top_k"], case.tensors["logits"]
-            if T < 1e-8:
-                continue
-            right = target_probabilities(logits, T, k)
-            bound = check.bound(right, case.config["draws"])
-            wrong = [target_probabilities(logits, 1.0, k), target_probabilities(logits * T, 1.0, k)] \
-                if T != 1.0 else []
-            if k is not None:
-                first = torch.full_like(logits, float("-inf"))
-                first[:, :k] = logits[:, :k] / T
-                top = logits.topk(k, dim=-1).indices
-                zeros = torch.zeros_like(logits).scatter(-1, top, logits.gather(-1, top) / T)
-                wrong += [torch.softmax(first, -1), target_probabilities(logits, T, None), torch.softmax(zeros, -1)]
-            for probabilities in wrong:
-                assert (0.5 * (probabilities - right).abs().sum(-1) > 3 * bound).any(), case.label
+def test_padded_columns_keep_every_token_in_order():
+    """Read column by column, the result is the stream and then its padding; with no remainder it is
+    the chapter's batchify."""
+    for T, n in ((23, 4), (17, 5), (30, 3), (50, 7)):
+        data = torch.randint(0, 50, (T,))
+        columns = padded_columns(data, n, pad_id=99)                           # (rows, n)
+        stream = columns.t().reshape(-1)
+        assert columns.shape == (-(-T // n), n) and torch.equal(stream[:T], data)
+        assert bool((stream[T:] == 99).all()) and stream.numel() - T < n
+        if T % n == 0:
+            assert torch.equal(columns, rnnlm.batchify(data, n))
 
 
-def test_top_k_cases_never_have_the_top_k_first(solution):
+def test_padded_reference_equals_one_pass_over_each_column():
+    """Carrying the hidden state across windows is one long pass over the columns: the reference's
+    perplexity equals the masked mean over a single call of the model on the whole source."""
     for hidden in (False, True):
-        for case in check_sample_next.make_cases(hidden=hidden, seed=5):
-            k = case.config["top_k"]
-            if k is not None:
-                assert not (case.tensors["logits"].topk(k, dim=-1).indices < k).all(-1).any()
+        for case in check_padded_perplexity.make_cases(hidden=hidden):
+            model, source, pad = check_padded_perplexity.model(case).eval(), case.tensors["source"], \
+                case.config["ntoken"] - 1
+            with torch.no_grad():
+                logits, _ = model(source[:-1], model.init_hidden(source.size(1)))   # (rows - 1, N, V)
+            losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), source[1:].reshape(-1),
+                                     reduction="none")                               # (rows - 1) * N
+            real = source[1:].reshape(-1) != pad
+            expected = math.exp(losses[real].mean().item())
+            assert abs(padded_reference(model, source, case.config["bptt"], pad) - expected) < 1e-9 * expected
+            if case.config["padding"]:
+                assert not bool(real.all()), case.label
+
+
+def test_sample_by_hand_equals_recomputing_from_the_start():
+    """The reference loop carries the hidden state; recomputing the whole text from zeros at every step,
+    with a generator seeded alike, draws the same characters."""
+    for case in check_sample_text.make_cases() + check_sample_text.make_cases(hidden=True):
+        c, model = case.config, check_sample_text.model(case).eval()
+        chars, text = c["chars"], check_sample_text.prompt(case)
+        generator = check_sample_text.generator(case)
+        with torch.no_grad():
+            for _ in range(c["length"]):
+                ids = torch.tensor([[chars.index(ch)] for ch in text])              # (len(text), 1)
+                last = model(ids, model.init_hidden(1))[0][-1, 0]                    # (V,)
+                if c["temperature"] < 1e-8:
+                    token = int(last.argmax())
+                else:
+                    token = int(torch.multinomial(torch.softmax(last / c["temperature"], -1), 1,
+                                                  generator=generator))
+                text += chars[token]
+        assert check_sample_text.run_reference(case)["text"] == text[c["prompt"]:], case.label
+
+
+def test_sampling_cases_cover_temperature_zero_and_both_cores():
+    for hidden in (False, True):
+        configs = [c.config for c in check_sample_text.make_cases(hidden=hidden)]
+        assert any(c["temperature"] == 0 for c in configs) and any(c["temperature"] not in (0, 1) for c in configs)
+        assert {c["rnn_type"] for c in configs} == {"GRU", "LSTM"}
 
 
 def test_window_mistakes_really_differ():
-    """Every perplexity case has a short last window, so weighting mistakes change the value."""
+    """Every perplexity case has a short last window, so weighting mistakes change the value, and
+    every hidden case has padding."""
     for hidden in (False, True):
-        for case in check_corpus_perplexity.make_cases(hidden=hidden):
+        for case in check_padded_perplexity.make_cases(hidden=hidden):
             rows, bptt = case.config["rows"], case.config["bptt"]
             assert (rows - 1) % bptt != 0, case.label
+        assert all(c.config["padding"] for c in check_padded_perplexity.make_cases(hidden=True))
 
 
 @pytest.mark.parametrize("check, cell, wrap, words", [
     (check_get_batch, "get_batch", lambda f: lambda *a: None, "should return a tuple (inputs, targets), got None"),
-    (check_batchify, "batchify", lambda f: lambda d, b: f(d, b).float(), "dtype torch.float32, expected torch.int64"),
-    (check_corpus_perplexity, "corpus_perplexity", lambda f: lambda *a: str(f(*a)),
+    (check_batchify_padded, "batchify_padded", lambda f: lambda *a: f(*a).float(),
+     "dtype torch.float32, expected torch.int64"),
+    (check_padded_perplexity, "padded_perplexity", lambda f: lambda *a: str(f(*a)),
      "should return a number (a Python float), got a str"),
-    (check_corpus_perplexity, "corpus_perplexity", lambda f: lambda *a: torch.tensor(f(*a), dtype=torch.float64), None),
-    (check_corpus_perplexity, "corpus_perplexity", lambda f: lambda *a: torch.tensor(f(*a)).item(), "float32 rounding"),
-    (check_sample_next, "sample_next", lambda f: lambda *a, **k: f(*a, **k).double(), "dtype torch.float64"),
-    (check_sample_next, "sample_next", lambda f: lambda *a, **k: f(*a, **k).tolist(), "should be a torch.Tensor"),
+    (check_padded_perplexity, "padded_perplexity", lambda f: lambda *a: torch.tensor(f(*a), dtype=torch.float64),
+     None),
+    (check_padded_perplexity, "padded_perplexity", lambda f: lambda *a: torch.tensor(f(*a)).item(),
+     "float32 rounding"),
+    (check_sample_text, "sample_text", lambda f: lambda *a: list(f(*a)), "should return a str"),
+    (check_sample_text, "sample_text", lambda f: lambda *a: f(*a)[:-1], "29 characters"),
 ])
 def test_wrong_return_values_get_clear_messages(solution, check, cell, wrap, words):
     student = wrap(solution[cell])
@@ -280,12 +345,10 @@ def test_reference_really_is_rnnlm():
     case.tensors["state.decoder.bias"] = case.tensors["state.decoder.bias"] + 1
     after = check_language_model.run_reference(case)["logits"]
     assert torch.allclose(after, before + 1)
-    value = check_corpus_perplexity.run_reference(check_corpus_perplexity.make_cases()[0])["perplexity"]
-    assert math.isfinite(value) and value > 1
 
 
-def test_sampling_bound_is_deterministic_for_a_correct_answer(solution):
-    first = check_sample_next.run_student(solution["sample_next"], check_sample_next.make_cases()[0])
-    again = check_sample_next.run_student(solution["sample_next"], check_sample_next.make_cases()[0])
-    assert torch.equal(first["ids"], again["ids"]) and first["reproducible"]
-    assert isinstance(check_sample_next, SampleNextCheck)
+def test_sampling_is_deterministic_for_a_correct_answer(solution):
+    case = check_sample_text.make_cases()[1]
+    first = check_sample_text.run_student(solution["sample_text"], case)
+    again = check_sample_text.run_student(solution["sample_text"], case)
+    assert first["text"] == again["text"] and first["reproducible"] and first["global_rng"] is False

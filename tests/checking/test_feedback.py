@@ -145,17 +145,19 @@ def test_an_extra_dimension_is_named_for_the_layout_it_breaks():
 
 
 def test_an_error_the_answer_raises_gets_the_hint_of_its_classic_mistake():
-    from rnn_by_hand.checks import check_sample_next, check_split_gates
+    from rnn_by_hand.checks import check_sample_text, check_split_gates
 
-    def sample_next(logits, temperature=1.0, top_k=None, generator=None):
-        if top_k is not None:
-            kth = logits.topk(top_k, dim=-1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probabilities = torch.softmax(logits / temperature, dim=-1)  # temperature 0: nan
-        flat = probabilities.reshape(-1, probabilities.shape[-1])
-        return torch.multinomial(flat, 1, generator=generator).reshape(logits.shape[:-1])
+    def sample_text(model, chars, prompt, length, temperature, generator):
+        logits, hidden = model(torch.tensor([[chars.index(c)] for c in prompt]), model.init_hidden(1))
+        out = []
+        for _ in range(length):
+            probabilities = torch.softmax(logits[-1, 0] / temperature, dim=-1)  # temperature 0: nan
+            token = int(torch.multinomial(probabilities, 1, generator=generator))
+            out.append(chars[token])
+            logits, hidden = model(torch.tensor([[token]]), hidden)
+        return "".join(out)
 
-    message = verdict(check_sample_next, sample_next)
+    message = verdict(check_sample_text, sample_text)
     assert "raised RuntimeError" in message and "Hint: temperature=0.0 is the limit" in message
 
     def split_gates(stacked):
