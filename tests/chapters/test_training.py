@@ -534,3 +534,28 @@ def test_reference_really_is_torch():
     expected = check_clip_grad_norm.run_reference(case)
     assert torch.equal(total, expected["total_norm"])
     assert all(torch.equal(p.grad, g) for p, g in zip(params, expected["grads"]))
+
+
+# -- partial credit: a mistake in one part costs that part ---------------------------------
+
+@pytest.mark.parametrize("name, share", [
+    ("clip: forgets .grad is None", "Partial credit: 2 of 3 parts pass (2-norm, norm_type=inf); "
+                                    "still to do: some .grad None."),
+    ("backward: tanh's slope for a ReLU", "Partial credit: 1 of 2 parts pass (tanh); still to do: relu."),
+    ("carry: lists become tuples", "Partial credit: 3 of 4 parts pass (a tensor, a tuple (h, c), "
+                                   "a leaf h_0); still to do: nested states."),
+])
+@pytest.mark.parametrize("hidden", [False, True])
+def test_a_mistake_in_one_part_earns_the_others(name, share, hidden):
+    check, cell, old, new, _ = MUTANTS[name]
+    student = student_namespace(NOTEBOOK, mutation=(cell, old, new))[check.student_name]
+    with pytest.raises(CheckFailure) as failure:
+        check(student, hidden=hidden, quiet=True)
+    assert str(failure.value).endswith(share), str(failure.value)
+
+
+def test_parts_are_given_where_the_work_separates():
+    """The training step runs one code path for every cell: its cases are no parts of the work."""
+    assert {c.student_name for c in (check_clip_grad_norm, check_rnn_step_backward, check_carry_state,
+                                     check_train_step_padded) if c.PARTS} == \
+        {"clip_grad_norm", "rnn_step_backward", "carry_state"}

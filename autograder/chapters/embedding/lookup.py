@@ -1,14 +1,16 @@
-"""Chapter 2's tensor checks: nn.Embedding's lookup, its gradient and max_norm, by hand.
+"""Chapter 2's tensor checks: bags of an embedding's rows, and its weight's gradient, by hand.
 
-    embedding_lookup(input, weight)            vs nn.Embedding
-    embedding_one_hot(input, weight)           vs nn.Embedding, through a matrix product
+    embedding_bag(input, weight, offsets, mode, include_last_offset)
+                                               vs nn.EmbeddingBag (sum, mean, max)
+    embedding_bag_matrix(input, offsets, weight, mode, per_sample_weights, padding_idx)
+                                               vs nn.EmbeddingBag, through a (bags, rows) matrix
     embedding_grad(grad_output, input, num_embeddings, padding_idx, scale_grad_by_freq)
                                                vs autograd through nn.Embedding (weight.grad)
-    embedding_max_norm(input, weight, max_norm, norm_type)
-                                               vs nn.Embedding(max_norm=...): output and weight
 
-Each case builds an nn.Embedding afresh from a seed, in float64, and hands its weight
-to the student's code; the reference comes from the module.
+The page shows a lookup of single rows (weight[input], one_hot @ weight); the bags are its
+neighbour: each output row reduces several looked-up rows. Each case builds the module
+afresh from a seed, in float64, and hands its weight to the student's code; the reference
+comes from the module.
 """
 from __future__ import annotations
 
@@ -19,128 +21,237 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ...checking import Case, Check, CheckFailure, call_student, describe_config
-from ...checking.compare import compare_tensor, first_matching_mistake, shape_str
+from ...checking.compare import compare_tensor, first_matching_mistake
 from ...common import DTYPE
 
-# The kernels behind F.embedding / nn.Embedding: these exercises write them by hand.
-LOOKUP_KERNELS = ("embedding",)
+# The kernels behind F.embedding_bag / nn.EmbeddingBag (and F.embedding, a lookup that is
+# the first half of a bag): these exercises write them by hand.
+BAG_KERNELS = ("embedding", "embedding_bag", "_embedding_bag", "_embedding_bag_forward_only",
+               "embedding_renorm_")
 GRAD_KERNELS = ("embedding", "embedding_backward", "embedding_dense_backward",
                 "embedding_sparse_backward")
-RENORM_KERNELS = ("embedding", "embedding_renorm_")
-FLOAT32_GUESS = ": the error is as small as float32 rounding"
-
-
-# -- shared by the embedding checks ----------------------------------------------------
-
-def output_dims(shape) -> tuple[str, ...]:
-    """Names for the dimensions of an output of shape (*input.shape, H)."""
-    return tuple(f"i{k}" for k in range(len(shape))) + ("h",)
-
-
-def compare_rows(name: str, expected: torch.Tensor, actual, input_shape, num_embeddings: int,
-                 rtol: float, atol: float) -> list[str]:
-    """compare_tensor for an output of shape (*input.shape, H), with this chapter's shape hints."""
-    if isinstance(actual, torch.Tensor) and actual.shape != expected.shape:
-        H = expected.shape[-1]
-        text = (f"{name} has shape {shape_str(actual.shape)}, expected {shape_str(expected.shape)}, "
-                f"that is (*input.shape, embedding_dim) for input of shape {shape_str(input_shape)}")
-        if tuple(actual.shape) == (math.prod(input_shape), H):
-            text += ": the input's shape was flattened; reshape the rows to (*input.shape, embedding_dim)"
-        elif tuple(actual.shape) == tuple(input_shape) + (num_embeddings,):
-            text += (": the last dimension has num_embeddings entries, one per row of weight; each "
-                     "index should select a row of weight, which has embedding_dim entries")
-        elif tuple(actual.shape) == (H,) + tuple(input_shape):
-            text += ": the embedding dimension comes last, not first"
-        return [text]
-    dims = output_dims(input_shape)
-    layout = f"(*input.shape, embedding_dim) = {shape_str(expected.shape)}"
-    return compare_tensor(name, expected, actual, dims=dims, layout=layout, rtol=rtol, atol=atol)
-
-
-def safe_rows(weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
-    """weight[index] when every index is in range, else None (for mistakes that go out of range)."""
-    if index.numel() and (index.min() < -weight.shape[0] or index.max() >= weight.shape[0]):
-        return None
-    return weight[index]
+BAG_DIMS, BAG_LAYOUT = ("bag", "h"), "(number of bags, embedding_dim)"
 
 
 class EmbeddingCase:
     """Mixin: cases of an nn.Embedding's weight and random indices into it."""
 
     def make_case(self, config, seed):
-        module = nn.Embedding(config["num_embeddings"], config["embedding_dim"],
-                              padding_idx=config.get("padding_idx"), dtype=DTYPE)
+        # no padding_idx here: a padding row of zeros would hide a bag that keeps it
+        module = nn.Embedding(config["num_embeddings"], config["embedding_dim"], dtype=DTYPE)
         tensors = {"weight": module.weight.detach().clone()}
         tensors |= self.draw_input(config, tensors["weight"])
-        config = self.complete_config(config, tensors)
-        return Case(describe_config(config), config, tensors)
+        return Case(self.label(config), config, tensors)
 
     def draw_input(self, config: dict, weight: torch.Tensor) -> dict[str, torch.Tensor]:
-        high = config.get("high", config["num_embeddings"])
-        return {"input": torch.randint(0, high, config["shape"])}
-
-    def complete_config(self, config: dict, tensors: dict) -> dict:
-        return config
+        raise NotImplementedError
 
 
-# -- embedding_lookup ------------------------------------------------------------------
+# -- bags, our own way: for the hints, and tested against nn.EmbeddingBag ----------------
 
-class LookupCheck(EmbeddingCase, Check):
-    name = "02-embedding/embedding_lookup"
-    forbidden_functions = ("rnn_by_hand.chapters.embedding.lookup.safe_rows",)
-    student_name = "embedding_lookup"
-    reference_name = "torch.nn.Embedding"
-    forbidden = LOOKUP_KERNELS
-    forbidden_reason = "this exercise asks you to look the rows up yourself"
-
-    VISIBLE = [dict(num_embeddings=10, embedding_dim=4, shape=(6,)),
-               dict(num_embeddings=12, embedding_dim=5, shape=(4, 3)),
-               dict(num_embeddings=7, embedding_dim=3, shape=(2, 3, 4))]
-    HIDDEN = [dict(num_embeddings=20, embedding_dim=6, shape=(5, 2)),
-              dict(num_embeddings=5, embedding_dim=8, shape=()),
-              dict(num_embeddings=9, embedding_dim=2, shape=(3, 1, 2, 2)),
-              dict(num_embeddings=15, embedding_dim=7, shape=(1,), high=3)]
-
-    def run_student(self, student, case):
-        t = case.tensors
-        try:
-            return {"output": call_student(self.student_name, student, t["input"], t["weight"])}
-        except CheckFailure as failure:
-            raise CheckFailure(str(failure) + columns_hint(str(failure), t["weight"])) from None
-
-    def run_reference(self, case):
-        config = case.config
-        module = nn.Embedding(config["num_embeddings"], config["embedding_dim"], dtype=DTYPE)
-        with torch.no_grad():
-            module.weight.copy_(case.tensors["weight"])
-            return {"output": module(case.tensors["input"])}
-
-    def compare(self, case, expected, actual):
-        return compare_rows("output", expected["output"], actual["output"],
-                            tuple(case.tensors["input"].shape), case.config["num_embeddings"],
-                            self.rtol, self.atol)
-
-    def hint(self, case, actual):
-        w, idx = case.tensors["weight"], case.tensors["input"]
-        found = [("output[...] is the row one before the index: weight[input - 1] instead of "
-                  "weight[input]; row i of weight belongs to index i, counting from 0", idx - 1),
-                 ("output[...] is the row one after the index: weight[input + 1] instead of "
-                  "weight[input]", idx + 1)]
-        found = [(text, {"output": rows}) for text, index in found
-                 if (rows := safe_rows(w, index)) is not None]
-        return first_matching_mistake(case, self.run_reference(case), actual, found)
+def bag_indices(input, offsets=None, include_last_offset=False, *, split="right"):
+    """(indices, positions in input) of each bag; `split` gives classic mistakes:
+    "pairs" drops the last bag (which runs to the end of input), "to_end" ignores
+    include_last_offset, "columns" takes the columns of a 2-D input as its bags."""
+    if input.dim() == 2:
+        grid = torch.arange(input.numel()).reshape(input.shape)  # (B, n): positions
+        if split == "columns":
+            return list(zip(input.T, grid.T))
+        return list(zip(input, grid))
+    starts = offsets.tolist()
+    pairs_only = include_last_offset if split == "right" else split == "pairs"
+    stops = starts[1:] + ([] if pairs_only else [len(input)])
+    positions = torch.arange(len(input))
+    return [(input[a:b], positions[a:b]) for a, b in zip(starts, stops)]
 
 
-def columns_hint(message: str, weight: torch.Tensor) -> str:
-    """An index error whose size is embedding_dim means the columns of weight were indexed."""
-    E, H = weight.shape
-    if "IndexError" in message and f"with size {H}" in message and H != E:
-        return (f"\nHint: {H} is embedding_dim; each index selects a row of weight (dimension 0, "
-                f"of size num_embeddings = {E}), not a column.")
+def bagged(input, weight, offsets=None, mode="mean", include_last_offset=False,
+           per_sample_weights=None, padding_idx=None, *, split="right", reduce=None,
+           max_of="element", padding="skip", weights="use", repeats="count", empty="zeros"):
+    """What nn.EmbeddingBag returns, one bag at a time; the keyword arguments give classic
+    mistakes (reduce: another mode's reduction; max_of="row": the row with the largest
+    sum; padding: "keep" it in the bag, or "count" it in the mean; weights="ignore";
+    repeats="once": each index once per bag; empty="nan": an empty mean is 0 / 0)."""
+    V, H = weight.shape
+    mode = reduce or mode
+    out = []
+    for index, position in bag_indices(input, offsets, include_last_offset, split=split):
+        keep = torch.ones(len(index), dtype=torch.bool)
+        if padding_idx is not None and padding != "keep":
+            keep = index != padding_idx % V
+        if repeats == "once":
+            first = [k for k in range(len(index)) if int(index[k]) not in index[:k].tolist()]
+            keep &= torch.isin(torch.arange(len(index)), torch.tensor(first, dtype=torch.long))
+        rows = weight[index[keep]]  # (n_b, H)
+        if per_sample_weights is not None and weights == "use":
+            rows = rows * per_sample_weights[position[keep]].unsqueeze(1)
+        count = len(index) if padding == "count" else len(rows)
+        if count == 0:
+            out.append(weight.new_full((H,), math.nan if empty == "nan" and mode == "mean" else 0.0))
+        elif mode == "sum":
+            out.append(rows.sum(dim=0))
+        elif mode == "mean":
+            out.append(rows.sum(dim=0) / count)
+        elif len(rows) == 0:
+            out.append(weight.new_zeros(H))
+        else:
+            out.append(rows.max(dim=0).values if max_of == "element" else rows[rows.sum(dim=1).argmax()])
+    return torch.stack(out) if out else weight.new_zeros(0, H)
+
+
+def empty_bags(input, offsets=None, include_last_offset=False, padding_idx=None, V=None) -> torch.Tensor:
+    """(B,) bool: the bags that reduce no row (empty, or nothing but padding)."""
+    return torch.tensor([bool(((index != padding_idx % V) if padding_idx is not None else
+                               torch.ones(len(index), dtype=torch.bool)).sum() == 0)
+                         for index, _ in bag_indices(input, offsets, include_last_offset)])
+
+
+def nan_in_empty_bags_hint(expected: torch.Tensor, actual, empty: torch.Tensor) -> str:
+    """The answer is right except for non-finite rows, which are exactly the empty bags."""
+    if not isinstance(actual, torch.Tensor) or actual.shape != expected.shape or not empty.any():
+        return ""
+    finite = torch.isfinite(actual.detach().double()).all(dim=1)  # (B,)
+    if torch.equal(~finite, empty) and torch.allclose(actual[finite].double(), expected[finite]):
+        return ("the bags with no rows to average give nan (0 / 0): a bag that is empty, or holds "
+                "only padding, gives a row of zeros")
     return ""
 
 
-# -- embedding_one_hot -------------------------------------------------------------------
+class BagCase(EmbeddingCase):
+    """Mixin: a 2-D input (each row a bag), or a 1-D input cut into bags by offsets."""
+
+    def draw_input(self, config, weight):
+        high = config.get("high", config["num_embeddings"])
+        if config.get("layout") == "2-D":
+            input = torch.randint(0, high, config["shape"])
+            input[0, 1] = input[0, 0]  # an index twice in one bag, always
+            return {"input": input}
+        sizes = torch.tensor(config["sizes"])
+        input = torch.randint(0, high, (int(sizes.sum()),))
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])  # (B + 1,)
+        first = int(torch.nonzero(sizes >= 2)[0])
+        input[offsets[first] + 1] = input[offsets[first]]  # an index twice in one bag
+        tensors = {"input": input, "offsets": offsets[:-1]}
+        if config.get("layout") == "last offset":
+            tensors["offsets"] = offsets  # the end of the last bag too
+        if config.get("padding_idx") is not None:
+            self.plant_padding(tensors, sizes, config["padding_idx"] % config["num_embeddings"],
+                               config["num_embeddings"], first)
+        if config.get("per_sample_weights"):
+            tensors["per_sample_weights"] = torch.rand(len(input), dtype=DTYPE) * 2 - 0.5
+        return tensors
+
+    @staticmethod
+    def plant_padding(tensors, sizes, pad, V, repeat):
+        """Padding only where planted: after the first two entries of a bag of three or more,
+        and alone in another bag, which is not the bag `repeat` whose first entry repeats."""
+        input, offsets = tensors["input"], tensors["offsets"]
+        input[input == pad] = (pad + 1) % V
+        mixed = int(torch.nonzero(sizes >= 3)[0])
+        input[offsets[mixed] + 2] = pad
+        alone = [b for b in range(len(sizes)) if b not in (mixed, repeat) and sizes[b] >= 1][0]
+        input[offsets[alone]:offsets[alone] + sizes[alone]] = pad
+
+    def label(self, config):
+        return describe_config({k: v for k, v in config.items() if k != "high"})
+
+
+def bag_error_hint(message: str) -> str:
+    if "Expected reduction dim 0 to have non-zero size" in message:
+        return ("an empty bag (offsets[i] == offsets[i + 1]) has no rows to take the max of: it "
+                "gives a row of zeros, in every mode")
+    return ""
+
+
+# -- embedding_bag -----------------------------------------------------------------------
+
+class BagCheck(BagCase, Check):
+    name = "02-embedding/embedding_bag"
+    forbidden_functions = ("rnn_by_hand.chapters.embedding.lookup.bagged",
+                           "rnn_by_hand.chapters.embedding.lookup.bag_indices")
+    student_name = "embedding_bag"
+    reference_name = "torch.nn.EmbeddingBag"
+    forbidden = BAG_KERNELS
+    forbidden_reason = "this exercise asks you to reduce the bags yourself"
+
+    # The max cases cut bags as 2-D rows and by offsets only: a mistake in include_last_offset
+    # then costs that part alone, and a mistake in max costs "mode max" alone.
+    VISIBLE = [dict(layout="2-D", mode="sum", num_embeddings=10, embedding_dim=4, shape=(4, 3)),
+               dict(layout="2-D", mode="mean", num_embeddings=9, embedding_dim=3, shape=(3, 5)),
+               dict(layout="offsets", mode="mean", num_embeddings=10, embedding_dim=4, sizes=(3, 0, 2, 4)),
+               dict(layout="offsets", mode="sum", num_embeddings=8, embedding_dim=3, sizes=(1, 4, 0)),
+               dict(layout="last offset", mode="sum", num_embeddings=7, embedding_dim=3, sizes=(0, 3, 2)),
+               dict(layout="last offset", mode="mean", num_embeddings=9, embedding_dim=2,
+                    sizes=(2, 2, 0, 3)),
+               dict(layout="2-D", mode="max", num_embeddings=8, embedding_dim=4, shape=(3, 4)),
+               dict(layout="offsets", mode="max", num_embeddings=10, embedding_dim=3, sizes=(2, 0, 3, 1))]
+    HIDDEN = [dict(layout="2-D", mode="mean", num_embeddings=12, embedding_dim=5, shape=(2, 6)),
+              dict(layout="offsets", mode="sum", num_embeddings=11, embedding_dim=4, sizes=(4, 2, 0, 0, 3)),
+              dict(layout="offsets", mode="mean", num_embeddings=6, embedding_dim=3, sizes=(0, 5, 1)),
+              dict(layout="last offset", mode="mean", num_embeddings=10, embedding_dim=4, sizes=(3, 0, 4)),
+              dict(layout="last offset", mode="sum", num_embeddings=8, embedding_dim=2, sizes=(1, 2, 2, 0)),
+              dict(layout="2-D", mode="max", num_embeddings=9, embedding_dim=5, shape=(4, 2)),
+              dict(layout="offsets", mode="max", num_embeddings=12, embedding_dim=3, sizes=(3, 1, 0, 4))]
+    PARTS = {"2-D input": lambda c: c["layout"] == "2-D" and c["mode"] != "max",
+             "offsets": lambda c: c["layout"] == "offsets" and c["mode"] != "max",
+             "include_last_offset": lambda c: c["layout"] == "last offset",
+             "mode max": lambda c: c["mode"] == "max"}
+
+    def run_student(self, student, case):
+        t, config = case.tensors, case.config
+        args = (t["input"], t["weight"]) + ((t["offsets"],) if "offsets" in t else ())
+        kwargs = dict(mode=config["mode"])
+        if config["layout"] == "last offset":
+            kwargs["include_last_offset"] = True
+        return {"output": call_student(self.student_name, student, *args, **kwargs)}
+
+    def run_reference(self, case):
+        t, config = case.tensors, case.config
+        module = nn.EmbeddingBag(config["num_embeddings"], config["embedding_dim"], mode=config["mode"],
+                                 include_last_offset=config["layout"] == "last offset", dtype=DTYPE)
+        with torch.no_grad():
+            module.weight.copy_(t["weight"])
+            return {"output": module(t["input"], t.get("offsets"))}
+
+    def compare(self, case, expected, actual):
+        return compare_tensor("output", expected["output"], actual["output"], dims=BAG_DIMS,
+                              layout=BAG_LAYOUT, rtol=self.rtol, atol=self.atol)
+
+    def error_hint(self, case, message):
+        return bag_error_hint(message)
+
+    def hint(self, case, actual):
+        t, config = case.tensors, case.config
+        args = (t["input"], t["weight"], t.get("offsets"), config["mode"],
+                config["layout"] == "last offset")
+        mode = config["mode"]
+        found = []
+        if config["layout"] == "offsets":
+            found.append(("your bags stop at the last offset: the last bag runs from offsets[-1] to "
+                          "the end of input", bagged(*args, split="pairs")))
+        if config["layout"] == "last offset":
+            found.append(("with include_last_offset=True, offsets ends with the end of the last bag, "
+                          "len(input): there are len(offsets) - 1 bags, not len(offsets)",
+                          bagged(*args, split="to_end")))
+        if config["layout"] == "2-D":
+            found.append(("with 2-D input each row is a bag (input[b] for bag b): reduce over dim 1 "
+                          "of the input, not dim 0", bagged(*args, split="columns")))
+        if mode == "max":
+            found.append(("mode='max' takes the largest value of each column over the bag's rows, "
+                          "element by element; yours picks one whole row", bagged(*args, max_of="row")))
+        others = {"sum": "adds", "mean": "averages", "max": "takes the element-wise max of"}
+        for other in ("sum", "mean", "max"):
+            if other != mode:
+                found.append((f"mode={mode!r} {others[mode]} the rows of a bag; yours {others[other]} "
+                              f"them (mode={other!r})", bagged(*args, reduce=other)))
+        found = [(text, {"output": output}) for text, output in found]
+        expected = self.run_reference(case)
+        empty = empty_bags(t["input"], t.get("offsets"), config["layout"] == "last offset")
+        return first_matching_mistake(case, expected, actual, found) or \
+            nan_in_empty_bags_hint(expected["output"], actual.get("output"), empty)
+
+
+# -- embedding_bag_matrix ----------------------------------------------------------------
 
 PRODUCTS = {"matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "einsum", "linear", "tensordot",
             "mul", "__mul__", "__rmul__", "addmm", "mv", "inner", "baddbmm", "addbmm", "multi_dot",
@@ -165,46 +276,100 @@ class ProductWatcher(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-class OneHotCheck(LookupCheck):
-    name = "02-embedding/embedding_one_hot"
-    forbidden_functions = ("rnn_by_hand.chapters.embedding.lookup.safe_rows",)
-    student_name = "embedding_one_hot"
-    reference_name = "torch.nn.Embedding"
-    forbidden_reason = "this exercise asks for the one-hot product"
+def one_hot_error_hint(message: str) -> str:
+    if "cannot be multiplied" in message or "size mismatch" in message or "slice shapes" in message \
+            or "must match the size" in message or "must match self tensor shape" in message:
+        return ("F.one_hot(input) has only max(input) + 1 columns, not one per row of weight; "
+                "pass num_classes=weight.shape[0] (num_embeddings)")
+    if "same dtype" in message or "expected scalar type" in message or "same scalar type" in message:
+        return ("F.one_hot returns int64 (torch.long) entries; convert the one-hot tensor to "
+                "weight.dtype before adding and multiplying")
+    return ""
+
+
+class BagMatrixCheck(BagCase, Check):
+    name = "02-embedding/embedding_bag_matrix"
+    forbidden_functions = BagCheck.forbidden_functions
+    student_name = "embedding_bag_matrix"
+    reference_name = "torch.nn.EmbeddingBag"
+    forbidden = BAG_KERNELS
+    forbidden_reason = "this exercise asks for the bag matrix and its product"
 
     # high < num_embeddings in some cases: the last rows of weight are never looked up, so a
     # one-hot made without num_classes is too narrow.
-    VISIBLE = [dict(num_embeddings=10, embedding_dim=4, shape=(6,), high=7),
-               dict(num_embeddings=12, embedding_dim=5, shape=(4, 3)),
-               dict(num_embeddings=7, embedding_dim=3, shape=(2, 3, 2), high=5)]
-    HIDDEN = [dict(num_embeddings=16, embedding_dim=3, shape=(3, 5), high=12),
-              dict(num_embeddings=6, embedding_dim=9, shape=()),
-              dict(num_embeddings=8, embedding_dim=5, shape=(2, 2, 2, 3), high=6),
-              dict(num_embeddings=11, embedding_dim=4, shape=(9,))]
+    VISIBLE = [dict(mode="sum", num_embeddings=10, embedding_dim=4, sizes=(3, 0, 4, 2), high=7),
+               dict(mode="mean", num_embeddings=8, embedding_dim=3, sizes=(2, 5, 0, 1)),
+               dict(mode="sum", per_sample_weights=True, num_embeddings=9, embedding_dim=4,
+                    sizes=(4, 1, 0, 3), high=6),
+               dict(mode="mean", padding_idx=2, num_embeddings=7, embedding_dim=3, sizes=(3, 4, 2, 0)),
+               dict(mode="sum", padding_idx=-1, num_embeddings=6, embedding_dim=2, sizes=(2, 3, 0, 1))]
+    HIDDEN = [dict(mode="sum", num_embeddings=12, embedding_dim=3, sizes=(5, 2, 0), high=9),
+              dict(mode="mean", num_embeddings=9, embedding_dim=5, sizes=(0, 3, 3, 2), high=7),
+              dict(mode="sum", per_sample_weights=True, num_embeddings=7, embedding_dim=3,
+                   sizes=(2, 0, 5)),
+              dict(mode="mean", padding_idx=-2, num_embeddings=10, embedding_dim=4, sizes=(4, 2, 0, 3)),
+              dict(mode="sum", padding_idx=0, num_embeddings=8, embedding_dim=3, sizes=(1, 3, 0, 2))]
+    PARTS = {"mode sum": lambda c: c["mode"] == "sum" and not c.get("per_sample_weights")
+             and c.get("padding_idx") is None,
+             "mode mean": lambda c: c["mode"] == "mean" and c.get("padding_idx") is None,
+             "per_sample_weights": lambda c: bool(c.get("per_sample_weights")),
+             "padding_idx": lambda c: c.get("padding_idx") is not None}
 
     def run_student(self, student, case):
-        t = case.tensors
+        t, config = case.tensors, case.config
         watcher = ProductWatcher(tuple(t["weight"].shape))
-        try:
-            with watcher:
-                output = call_student(self.student_name, student, t["input"], t["weight"])
-        except CheckFailure as failure:
-            raise CheckFailure(str(failure) + one_hot_error_hint(str(failure))) from None
+        args = (t["input"], t["offsets"], t["weight"], config["mode"], t.get("per_sample_weights"))
+        with watcher:
+            output = call_student(self.student_name, student, *args, padding_idx=config.get("padding_idx"))
         if not watcher.used_in_product:
             raise CheckFailure(f"{self.student_name} never uses weight in a product: build the "
-                               "one-hot matrix of input and multiply it by weight (indexing "
-                               "weight directly is the first exercise)")
+                               "(bags, num_embeddings) matrix and multiply it by weight (looking "
+                               "the rows up is the exercise before)")
         return {"output": output}
 
+    def run_reference(self, case):
+        t, config = case.tensors, case.config
+        module = nn.EmbeddingBag(config["num_embeddings"], config["embedding_dim"], mode=config["mode"],
+                                 padding_idx=config.get("padding_idx"), dtype=DTYPE)
+        with torch.no_grad():
+            module.weight.copy_(t["weight"])  # the padding row too: it must not count
+            return {"output": module(t["input"], t["offsets"],
+                                     per_sample_weights=t.get("per_sample_weights"))}
 
-def one_hot_error_hint(message: str) -> str:
-    if "cannot be multiplied" in message or "size mismatch" in message:
-        return ("\nHint: F.one_hot(input) has only max(input) + 1 columns, not one per row of "
-                "weight; pass num_classes=weight.shape[0] (num_embeddings).")
-    if "same dtype" in message or "expected scalar type" in message:
-        return ("\nHint: F.one_hot returns int64 (torch.long) entries; convert the one-hot tensor "
-                "to weight.dtype before the product.")
-    return ""
+    def compare(self, case, expected, actual):
+        return compare_tensor("output", expected["output"], actual["output"], dims=BAG_DIMS,
+                              layout=BAG_LAYOUT, rtol=self.rtol, atol=self.atol)
+
+    def error_hint(self, case, message):
+        return one_hot_error_hint(message) or bag_error_hint(message)
+
+    def hint(self, case, actual):
+        t, config = case.tensors, case.config
+        pad = config.get("padding_idx")
+        args = (t["input"], t["weight"], t["offsets"], config["mode"], False,
+                t.get("per_sample_weights"), pad)
+        found = [("your bags stop at the last offset: the last bag runs from offsets[-1] to the "
+                  "end of input", bagged(*args, split="pairs"))]
+        if pad is not None:
+            where = f" ({pad} is row {config['num_embeddings'] + pad})" if pad < 0 else ""
+            found += [(f"the entries equal to padding_idx{where} are left out of their bag: its "
+                       "column of the bag matrix is zero", bagged(*args, padding="keep")),
+                      ("the mean is over the entries that are not padding: divide by their number, "
+                       "not by the size of the bag", bagged(*args, padding="count"))]
+        if config.get("per_sample_weights"):
+            found.append(("per_sample_weights were not used: entry k adds per_sample_weights[k] to "
+                          "its bag's entry for input[k], not 1", bagged(*args, weights="ignore")))
+        found.append(("an index that occurs twice in a bag counts twice: the bag matrix holds counts "
+                      "(one-hot rows added up), not 0 or 1", bagged(*args, repeats="once")))
+        other = {"sum": "mean", "mean": "sum"}[config["mode"]]
+        found.append((f"mode={config['mode']!r}, but yours computes mode={other!r}: the mean divides "
+                      "each bag's row of the matrix by the bag's number of entries",
+                      bagged(*args, reduce=other)))
+        found = [(text, {"output": output}) for text, output in found]
+        expected = self.run_reference(case)
+        return first_matching_mistake(case, expected, actual, found) or nan_in_empty_bags_hint(
+            expected["output"], actual.get("output"),
+            empty_bags(t["input"], t["offsets"], False, pad, config["num_embeddings"]))
 
 
 # -- embedding_grad --------------------------------------------------------------------
@@ -241,6 +406,8 @@ class GradCheck(EmbeddingCase, Check):
                dict(num_embeddings=10, embedding_dim=4, shape=(5, 3), padding_idx=-1,
                     scale_grad_by_freq=False),
                dict(num_embeddings=6, embedding_dim=5, shape=(4, 4), padding_idx=2,
+                    scale_grad_by_freq=True),
+               dict(num_embeddings=7, embedding_dim=3, shape=(3, 4), padding_idx=None,
                     scale_grad_by_freq=True)]
     HIDDEN = [dict(num_embeddings=12, embedding_dim=2, shape=(3, 2, 4), padding_idx=0,
                    scale_grad_by_freq=False),
@@ -249,7 +416,12 @@ class GradCheck(EmbeddingCase, Check):
               dict(num_embeddings=9, embedding_dim=3, shape=(6, 2), padding_idx=4,
                    scale_grad_by_freq=True),
               dict(num_embeddings=7, embedding_dim=4, shape=(2, 5), padding_idx=-3,
-                   scale_grad_by_freq=True)]
+                   scale_grad_by_freq=True),
+              dict(num_embeddings=11, embedding_dim=3, shape=(4, 3), padding_idx=None,
+                   scale_grad_by_freq=False)]
+    PARTS = {"the sum of rows": lambda c: c["padding_idx"] is None and not c["scale_grad_by_freq"],
+             "padding_idx": lambda c: c["padding_idx"] is not None and not c["scale_grad_by_freq"],
+             "scale_grad_by_freq": lambda c: c["scale_grad_by_freq"]}
 
     def draw_input(self, config, weight):
         E, pad = config["num_embeddings"], config["padding_idx"]
@@ -309,137 +481,6 @@ class GradCheck(EmbeddingCase, Check):
         found = [(text, {"grad_weight": grad}) for text, grad in found]
         return first_matching_mistake(case, self.run_reference(case), actual, found)
 
-
-# -- embedding_max_norm ------------------------------------------------------------------
-
-def renormed(weight, input, max_norm, norm_type, *, rows="looked_up", eps=1e-7,
-             only_above=True):
-    """A copy of weight after max_norm renormalisation, our own way; options give mistakes."""
-    weight = weight.clone()
-    which = input.reshape(-1).unique() if rows == "looked_up" else torch.arange(len(weight))
-    for k in which:
-        norm = weight[k].norm(norm_type)
-        if norm > max_norm or not only_above:
-            weight[k] *= max_norm / (norm + eps)
-    return weight
-
-
-class MaxNormCheck(EmbeddingCase, Check):
-    name = "02-embedding/embedding_max_norm"
-    forbidden_functions = ("rnn_by_hand.chapters.embedding.lookup.renormed",)
-    student_name = "embedding_max_norm"
-    reference_name = "torch.nn.Embedding(max_norm=...)"
-    forbidden = RENORM_KERNELS
-    forbidden_reason = "this exercise asks you to write the renormalisation yourself"
-
-    VISIBLE = [dict(num_embeddings=10, embedding_dim=4, shape=(8,), norm_type=2.0),
-               dict(num_embeddings=12, embedding_dim=3, shape=(3, 4), norm_type=1.0),
-               dict(num_embeddings=8, embedding_dim=5, shape=(2, 3, 2), norm_type=2.0)]
-    HIDDEN = [dict(num_embeddings=16, embedding_dim=6, shape=(5, 4), norm_type=3.0),
-              dict(num_embeddings=9, embedding_dim=2, shape=(12,), norm_type=math.inf),
-              dict(num_embeddings=14, embedding_dim=8, shape=(2, 2, 3), norm_type=1.5),
-              dict(num_embeddings=6, embedding_dim=4, shape=(7,), norm_type=2.0)]
-
-    def draw_input(self, config, weight):
-        """Indices that look up rows above and below max_norm, leave some of each alone, repeat some."""
-        norms = weight.norm(config["norm_type"], dim=1)
-        order = torch.argsort(norms)
-        half = len(order) // 2
-        below, above = order[:half], order[half:]
-        max_norm = float((norms[below[-1]] + norms[above[0]]) / 2)
-        if (norms - round(max_norm, 3)).abs().min() > 1e-6 and \
-                (norms[above[0]] > round(max_norm, 3) > norms[below[-1]]):
-            max_norm = round(max_norm, 3)  # a readable number when it still separates the two halves
-        chosen = [group[torch.randperm(len(group))][:(len(group) + 1) // 2] for group in (below, above)]
-        looked_up = torch.cat(chosen)
-        n = math.prod(config["shape"])
-        extra = looked_up[torch.randint(len(looked_up), (n - len(looked_up),))]
-        flat = torch.cat([looked_up, extra])
-        flat = flat[torch.randperm(n)]
-        return {"input": flat.reshape(config["shape"]),
-                "max_norm": torch.tensor(max_norm, dtype=DTYPE)}
-
-    def complete_config(self, config, tensors):
-        return dict(config, max_norm=float(tensors.pop("max_norm")))
-
-    def run_student(self, student, case):
-        t, config = case.tensors, case.config
-        weight = t["weight"].clone()  # the student renormalises this one in place
-
-        def call(input):
-            return student(input, weight, config["max_norm"], norm_type=config["norm_type"])
-        output = call_student(self.student_name, call, t["input"])
-        return {"output": output, "weight": weight}
-
-    def run_reference(self, case):
-        config = case.config
-        module = nn.Embedding(config["num_embeddings"], config["embedding_dim"],
-                              max_norm=config["max_norm"], norm_type=config["norm_type"],
-                              dtype=DTYPE)
-        with torch.no_grad():
-            module.weight.copy_(case.tensors["weight"])
-            output = module(case.tensors["input"])
-        return {"output": output, "weight": module.weight.detach().clone()}
-
-    def compare(self, case, expected, actual):
-        shape = tuple(case.tensors["input"].shape)
-        problems = compare_rows("output", expected["output"], actual["output"], shape,
-                                case.config["num_embeddings"], self.rtol, self.atol)
-        problems += compare_tensor("weight", expected["weight"], actual["weight"], dims=("row", "h"),
-                                   layout="(num_embeddings, embedding_dim)", rtol=self.rtol,
-                                   atol=self.atol)
-        if self.without_epsilon(case, actual):  # tiny errors here are no float32 rounding
-            problems = [p.split(FLOAT32_GUESS)[0] for p in problems]
-        return problems
-
-    def without_epsilon(self, case, actual) -> bool:
-        t, config = case.tensors, case.config
-        variant = renormed(t["weight"], t["input"], config["max_norm"], config["norm_type"], eps=0.0)
-        got = actual.get("weight")
-        return isinstance(got, torch.Tensor) and got.shape == variant.shape and \
-            torch.allclose(got.double(), variant, rtol=self.rtol, atol=self.atol)
-
-    def hint(self, case, actual):
-        t, config = case.tensors, case.config
-        w, idx, max_norm, p = t["weight"], t["input"], config["max_norm"], config["norm_type"]
-
-        def outputs(weight, output_from=None):
-            return {"weight": weight, "output": (weight if output_from is None else output_from)[idx]}
-        every = renormed(w, idx, max_norm, p, rows="all")
-        no_eps = renormed(w, idx, max_norm, p, eps=0.0)
-        two = renormed(w, idx, max_norm, 2.0)
-        clamp_all = renormed(w, idx, max_norm, p, only_above=False)
-        found = [("rows that input does not look up were renormalised too; nn.Embedding only "
-                  "renormalises the rows it looks up", {"weight": every}),
-                 ("the scale is max_norm / (norm + 1e-7) in PyTorch, with the 1e-7; yours matches "
-                  "max_norm / norm", outputs(no_eps)),
-                 ("looked-up rows whose norm is already at most max_norm were scaled as well; only "
-                  "rows with norm > max_norm change", outputs(clamp_all)),
-                 ("weight is unchanged: nn.Embedding renormalises the rows of its weight in place "
-                  "(the forward pass modifies weight), so change the tensor you were given",
-                  {"weight": w}),
-                 ("the output holds the rows as they were before renormalisation; renormalise "
-                  "first, then look up", {"output": w[idx]})]
-        if p != 2.0:
-            found.insert(0, (f"your rows were measured with the 2-norm, but norm_type={p:g} in this "
-                             "case: use the p-norm with p = norm_type", outputs(two)))
-        expected = self.run_reference(case)
-        return first_matching_mistake(case, expected, actual, found) or \
-            self.repeated_rows_hint(idx, expected["weight"], actual.get("weight"))
-
-    def repeated_rows_hint(self, input, expected, got) -> str:
-        """When only rows that input looks up several times are wrong, say so."""
-        if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-            return ""
-        wrong = ~torch.isclose(got.double(), expected, rtol=self.rtol, atol=self.atol).all(dim=1)
-        counts = torch.bincount(input.reshape(-1), minlength=len(expected))
-        if wrong.any() and (counts[wrong] >= 2).all():
-            return ("only rows that input looks up more than once are wrong: renormalise each row "
-                    "once however often it occurs (PyTorch goes through the unique indices)")
-        return ""
-
-
-check_embedding_lookup = LookupCheck()
-check_embedding_one_hot = OneHotCheck()
+check_embedding_bag = BagCheck()
+check_embedding_bag_matrix = BagMatrixCheck()
 check_embedding_grad = GradCheck()
-check_embedding_max_norm = MaxNormCheck()

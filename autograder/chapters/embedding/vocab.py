@@ -1,7 +1,8 @@
 """Chapter 2's text checks: growing a vocabulary and encoding sentences, compared exactly.
 
     extend_vocab(itos, sentences, min_freq)  vs the reference rule below (spec in its docstring)
-    encode(sentence, stoi)             vs the reference encoder below, as a LongTensor
+    encode_batch(sentences, stoi, padding_idx)
+                                       vs the reference below: (N, L) indices and lengths
 
 The cases are random corpora drawn from a seed, with Zipf-like word counts so that
 there are ties and rare words.
@@ -178,6 +179,8 @@ class ExtendVocabCheck(ExactCheck):
               dict(n_old=8, n_sentences=12, n_words=15, min_freq=1, n_known=1),
               dict(n_old=20, n_sentences=50, n_words=60, min_freq=4, n_known=3),
               dict(n_old=12, n_sentences=35, n_words=30, min_freq=5, n_known=1, unk_in_text=True)]
+    PARTS = {"min_freq=1": lambda c: c["min_freq"] == 1,
+             "min_freq above 1": lambda c: c["min_freq"] > 1}
 
     def make_case(self, params, seed):
         itos = old_vocabulary(params)
@@ -296,32 +299,59 @@ def compare_stoi(expected: dict[str, int], stoi, itos) -> list[str]:
     return []
 
 
-# -- encode --------------------------------------------------------------------------
+# -- encode_batch ----------------------------------------------------------------------
 
-class EncodeCheck(ExactCheck):
-    name = "02-embedding/encode"
-    forbidden_functions = ("rnn_by_hand.chapters.embedding.vocab.reference_encode",)
-    student_name = "encode"
-    reference_name = "the reference encoder (torch.long indices, <unk>, then <eos>)"
+def reference_batch(sentences: list[str], stoi: dict[str, int], padding_idx: int, *,
+                    eos: str = "end", unknown: str = "unk", side: str = "right",
+                    pad: int | None = None, eos_counted: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, lengths): each sentence encoded as encode does, the rows padded at the end with
+    padding_idx to the longest; the keyword arguments give classic mistakes."""
+    rows = [reference_encode(s, stoi, eos=eos, unknown=unknown) for s in sentences]
+    longest = max(len(row) for row in rows)
+    ids = torch.full((len(rows), longest), padding_idx if pad is None else pad, dtype=torch.long)
+    for n, row in enumerate(rows):
+        if side == "right":
+            ids[n, :len(row)] = row
+        else:  # side == "left"
+            ids[n, longest - len(row):] = row
+    extra = 1 if eos_counted or eos == "none" else 0
+    lengths = torch.tensor([len(row) - 1 + extra for row in rows], dtype=torch.long)
+    return ids, lengths
 
-    VISIBLE = [dict(n_sentences=20, n_words=25, min_freq=2, n_encode=3),
-               dict(n_sentences=30, n_words=40, min_freq=3, n_encode=3, unk_in_text=True),
-               dict(n_sentences=12, n_words=15, min_freq=1, n_encode=2, empty=True)]
-    HIDDEN = [dict(n_sentences=40, n_words=50, min_freq=2, n_encode=4, unk_in_text=True),
-              dict(n_sentences=15, n_words=20, min_freq=1, n_encode=3, empty=True),
-              dict(n_sentences=25, n_words=30, min_freq=4, n_encode=5)]
+
+class EncodeBatchCheck(ExactCheck):
+    name = "02-embedding/encode_batch"
+    forbidden_functions = ("rnn_by_hand.chapters.embedding.vocab.reference_batch",
+                           "rnn_by_hand.chapters.embedding.vocab.reference_encode",
+                           "torch.nn.utils.rnn.pad_sequence", "torch.nn.utils.rnn.pad_packed_sequence")
+    forbidden_reason = "this exercise asks you to pad the batch yourself"
+    student_name = "encode_batch"
+    reference_name = "the reference batch encoder (encode, then padding_idx)"
+
+    # spare: padding_idx is len(stoi) + spare, a row of the embedding beyond the vocabulary
+    VISIBLE = [dict(n_sentences=20, n_words=25, min_freq=2, n_encode=3, spare=0),
+               dict(n_sentences=30, n_words=40, min_freq=3, n_encode=4, spare=2, unk_in_text=True),
+               dict(n_sentences=12, n_words=15, min_freq=1, n_encode=3, spare=0, empty=True)]
+    HIDDEN = [dict(n_sentences=40, n_words=50, min_freq=2, n_encode=5, spare=1, unk_in_text=True),
+              dict(n_sentences=15, n_words=20, min_freq=1, n_encode=2, spare=0, empty=True),
+              dict(n_sentences=25, n_words=30, min_freq=4, n_encode=4, spare=3)]
 
     def make_case(self, params, seed):
         sentences, _ = random_corpus(params)
         unseen = random_words(5, syllables=(4, 4))  # longer than any word of the corpus
         to_encode = []
         for k in range(params["n_encode"]):
-            words = sentences[k].split()
+            words = sentences[k].split()[:3 + 2 * k]  # lengths that differ from one another
             # one word the corpus never had, somewhere in the sentence
             words.insert(int(torch.randint(len(words) + 1, ())), unseen[k % len(unseen)])
             to_encode.append(" ".join(words))
         if params.get("empty"):
-            to_encode.append("")
+            to_encode.insert(1, "")
+        to_encode = [to_encode[i] for i in torch.randperm(len(to_encode)).tolist()]
+        sizes = [len(sentence.split()) for sentence in to_encode]
+        if sizes[0] == max(sizes):  # the first row's width must not do for all of them
+            j = sizes.index(min(sizes))
+            to_encode[0], to_encode[j] = to_encode[j], to_encode[0]
         config = dict(params, sentences=sentences, to_encode=to_encode)
         return Case(corpus_label(config), config)
 
@@ -330,75 +360,110 @@ class EncodeCheck(ExactCheck):
         itos = vocabulary(case.config["sentences"], case.config["min_freq"])
         return {w: i for i, w in enumerate(itos)}
 
+    def padding_idx(self, case) -> int:
+        return len(self.stoi(case)) + case.config["spare"]
+
     def run_student(self, student, case):
-        stoi = self.stoi(case)
-        ids = []
-        for sentence in case.config["to_encode"]:
-            given = dict(stoi)
-            ids.append(call_student(self.student_name, student, sentence, given))
-            if given != stoi:
-                added = [w for w in given if w not in stoi]
-                raise CheckFailure(f"{self.student_name} changed stoi" + (
-                    f": it added {added[0]!r}" if added else "") + "; the vocabulary is fixed "
-                    "once built, and a word that is not in it is encoded as '<unk>'")
-        return {"ids": ids}
+        stoi, sentences = self.stoi(case), list(case.config["to_encode"])
+        given = dict(stoi)
+        result = call_student(self.student_name, student, sentences, given, self.padding_idx(case))
+        if given != stoi:
+            added = [w for w in given if w not in stoi]
+            raise CheckFailure(f"{self.student_name} changed stoi" + (
+                f": it added {added[0]!r}" if added else "") + "; the vocabulary is fixed "
+                "once built, and a word that is not in it is encoded as '<unk>'")
+        if sentences != case.config["to_encode"]:
+            raise CheckFailure(f"{self.student_name} changed the list of sentences it was given; "
+                               "read it without modifying it")
+        ids, lengths = unpack_pair(self.student_name, result, ("ids", "lengths"))
+        return {"ids": ids, "lengths": lengths}
 
     def run_reference(self, case):
-        stoi = self.stoi(case)
-        return {"ids": [reference_encode(s, stoi) for s in case.config["to_encode"]]}
+        ids, lengths = reference_batch(case.config["to_encode"], self.stoi(case), self.padding_idx(case))
+        return {"ids": ids, "lengths": lengths}
 
     def compare(self, case, expected, actual):
-        itos = list(self.stoi(case))
-        ids = actual.get("ids")
-        problems = []
-        for k, (sentence, want) in enumerate(zip(case.config["to_encode"], expected["ids"])):
-            problems += compare_ids(f"encode({short(sentence)!r})", want, ids[k], itos)
-            if problems:
-                break
-        return problems
+        itos, pad = list(self.stoi(case)), self.padding_idx(case)
+        want, got = expected["ids"], actual["ids"]
+        problems = long_tensor_problems("ids", got)
+        if problems:
+            return problems
+        N, L = want.shape
+        if got.shape != want.shape:
+            text = (f"ids has shape {shape_str(got.shape)}, expected {shape_str(want.shape)}, that is "
+                    "(N, L): one row per sentence, L the longest one's number of words + 1")
+            if tuple(got.shape) == (L, N):
+                text += "; yours is (L, N): put the sentences in the rows"
+            return [text]
+        differ = (got != want).nonzero()
+        if len(differ):
+            n, t = (int(i) for i in differ[0])
+            what = "padding_idx" if int(want[n, t]) == pad and t >= int(expected["lengths"][n]) else \
+                repr(itos[int(want[n, t])])
+            return [f"ids[{n}, {t}] is {int(got[n, t])}, expected {int(want[n, t])} ({what}); "
+                    f"row {n} encodes {short(case.config['to_encode'][n])!r}"]
+        return compare_lengths(expected["lengths"], actual["lengths"])
+
+    def error_hint(self, case, message):
+        if "raised KeyError" in message:
+            return ("a word that is not in stoi is encoded as stoi['<unk>']: look words up with "
+                    "stoi.get(word, stoi['<unk>'])")
+        return ""
 
     def hint(self, case, actual):
-        stoi = self.stoi(case)
-        mistakes = [(dict(eos="none"), "'<eos>' is missing: append stoi['<eos>'] after the words"),
-                    (dict(eos="start"), "'<eos>' goes after the words, not before them"),
+        stoi, pad, sentences = self.stoi(case), self.padding_idx(case), case.config["to_encode"]
+        mistakes = [(dict(pad=stoi[UNK]), f"the padding is stoi['<unk>'] = {stoi[UNK]}: fill the "
+                     f"positions after each sentence with padding_idx ({pad}), a row that is no word"),
+                    (dict(side="left"), "the padding goes after the words, at the end of each row, "
+                     "not before them"),
+                    (dict(eos="none"), "'<eos>' is missing: each row starts with encode(sentence), "
+                     "which ends in stoi['<eos>']"),
                     (dict(unknown="drop"), "words that are not in stoi were left out: encode each "
                      "as stoi['<unk>'], so that the sentence keeps its length"),
-                    (dict(eos="none", unknown="drop"), "unknown words were left out and '<eos>' "
-                     "is missing")]
-        got = actual.get("ids") or []
+                    (dict(eos_counted=False), "lengths leave out the '<eos>': lengths[n] is the "
+                     "number of entries of row n before the padding, '<eos>' included")]
         for options, text in mistakes:
-            variant = [reference_encode(s, stoi, **options) for s in case.config["to_encode"]]
-            if all(isinstance(g, torch.Tensor) and g.shape == v.shape and torch.equal(g.long(), v)
-                   for g, v in zip(got, variant)) and len(got) == len(variant):
+            ids, lengths = reference_batch(sentences, stoi, pad, **options)
+            if same_ints(actual.get("ids"), ids) and same_ints(actual.get("lengths"), lengths):
                 return text
         return ""
+
+
+def same_ints(actual, expected: torch.Tensor) -> bool:
+    return isinstance(actual, torch.Tensor) and actual.shape == expected.shape and \
+        not actual.dtype.is_floating_point and torch.equal(actual.long(), expected)
 
 
 def short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def compare_ids(name: str, expected: torch.Tensor, actual, itos: list[str]) -> list[str]:
-    """Problems with an integer index tensor, compared exactly."""
+def long_tensor_problems(name: str, actual) -> list[str]:
     if isinstance(actual, (list, tuple)):
-        return [f"{name} should be a torch.Tensor, got {type_name(actual)}: make a LongTensor "
-                "with torch.tensor(ids, dtype=torch.long)"]
+        return [f"{name} should be a torch.Tensor, got {type_name(actual)}: make a LongTensor, "
+                "e.g. with torch.full(..., dtype=torch.long) or torch.tensor(..., dtype=torch.long)"]
     if not isinstance(actual, torch.Tensor):
         return [f"{name} should be a torch.Tensor of indices, got {type_name(actual)}"]
     if actual.dtype != torch.long:
         return [f"{name} has dtype {actual.dtype}, expected torch.int64 (torch.long), the dtype "
-                "nn.Embedding and F.one_hot expect for indices"]
+                "nn.Embedding and pack_padded_sequence expect"]
+    return []
+
+
+def compare_lengths(expected: torch.Tensor, actual) -> list[str]:
+    problems = long_tensor_problems("lengths", actual)
+    if problems:
+        return problems
     if actual.shape != expected.shape:
-        return [f"{name} has shape {shape_str(actual.shape)}, expected {shape_str(expected.shape)}: "
-                "one index per word, then one for '<eos>'"]
+        return [f"lengths has shape {shape_str(actual.shape)}, expected {shape_str(expected.shape)}: "
+                "one length per sentence"]
     differ = (actual != expected).nonzero()
     if len(differ):
-        i = int(differ[0, 0])
-        got, want = int(actual[i]), int(expected[i])
-        word = f" ({itos[want]!r})" if 0 <= want < len(itos) else ""
-        return [f"{name}[{i}] is {got}, expected {want}{word}"]
+        n = int(differ[0, 0])
+        return [f"lengths[{n}] is {int(actual[n])}, expected {int(expected[n])}: the number of words "
+                "of sentence n, plus one for '<eos>'"]
     return []
 
 
 check_extend_vocab = ExtendVocabCheck()
-check_encode = EncodeCheck()
+check_encode_batch = EncodeBatchCheck()

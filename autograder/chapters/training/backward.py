@@ -90,6 +90,7 @@ class RNNStepBackwardCheck(Check):
               dict(nonlinearity="tanh", N=6, input_size=5, hidden_size=3),
               dict(nonlinearity="relu", N=1, input_size=3, hidden_size=5),
               dict(nonlinearity="tanh", N=3, input_size=6, hidden_size=6)]
+    PARTS = {"tanh": lambda c: c["nonlinearity"] == "tanh", "relu": lambda c: c["nonlinearity"] == "relu"}
 
     def cell(self, config) -> nn.RNNCell:
         return nn.RNNCell(config["input_size"], config["hidden_size"], nonlinearity=config["nonlinearity"],

@@ -60,6 +60,10 @@ class CarryStateCheck(OwnMessages, Check):
               dict(kind="gru_and_lstm", num_layers=2, N=4, hidden_size=2),
               dict(kind="lstm_cells", num_layers=3, N=2, hidden_size=2),
               dict(kind="leaf", num_layers=1, N=4, hidden_size=3)]
+    PARTS = {"a tensor": lambda c: c["kind"] == "gru",
+             "a tuple (h, c)": lambda c: c["kind"] == "lstm",
+             "nested states": lambda c: c["kind"] in ("lstm_cells", "gru_and_lstm"),
+             "a leaf h_0": lambda c: c["kind"] == "leaf"}
     INPUT_SIZE, L = 3, 4
 
     def make_tensors(self, config):

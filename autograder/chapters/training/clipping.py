@@ -57,6 +57,9 @@ class ClipGradNormCheck(Check):
                    scale=1e-3, container="list"),
               dict(shapes=[(4,), (3, 3), (2,)], no_grad=[0, 1, 2], norm_type=math.inf, ratio=2.0,
                    scale=1.0, container="generator")]
+    PARTS = {"2-norm": lambda c: c["norm_type"] == 2.0 and not c["no_grad"],
+             "norm_type=inf": lambda c: c["norm_type"] == math.inf and not c["no_grad"],
+             "some .grad None": lambda c: bool(c["no_grad"])}
 
     def make_case(self, config, seed):
         tensors = {}
