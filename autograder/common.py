@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .checking.cases import Case
-from .checking.compare import compare_tensor
+from .checking.compare import compare_tensor, shape_str, type_name
 
 DTYPE = torch.float64
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -42,6 +42,29 @@ def load_weights(module: nn.Module, tensors: dict, suffix: str = "") -> nn.Modul
             if tensors.get(w) is not None:
                 getattr(module, w + suffix).copy_(tensors[w])
     return module
+
+
+def state_dict_problems(converted: dict, shapes: dict[str, tuple[int, ...]], module: str,
+                        explain=lambda key, value, shape: "", order=None, extra_note: str = "") -> list[str]:
+    """What keeps `converted` from loading into `module` (e.g. "nn.GRU") with load_state_dict:
+    missing and extra keys, values that are no tensors, wrong shapes. `explain(key, value,
+    shape)` adds a reason to a wrong shape ("" for none); `order` lists the keys to report
+    missing, in their order (default: those of `shapes`); `extra_note` follows the
+    sentence about a key `module` does not have."""
+    problems = [f"the dict has no key {k!r}" for k in (order or shapes) if k not in converted]
+    problems += [f"the dict has a key {k!r} that {module} does not have{extra_note}"
+                 for k in converted if k not in shapes]
+    for key, shape in shapes.items():
+        if key not in converted:
+            continue
+        value = converted[key]
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{key} should be a torch.Tensor, got {type_name(value)}")
+        elif tuple(value.shape) != shape:
+            reason = explain(key, value, shape)
+            problems.append(f"{key} has shape {shape_str(value.shape)}, expected {shape_str(shape)}"
+                            + (f": {reason}" if reason else ""))
+    return problems
 
 
 def layouts(config: dict) -> dict[str, tuple[tuple[str, ...], str]]:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
-from ...common import DTYPE, compare_outputs, layouts, make_sequence
+from ...common import DTYPE, compare_outputs, layouts, make_sequence, state_dict_problems
 from .models import (BIGRU_MISTAKES, COUNT_ARGS, GATE_NAMES, GATES, KERAS_ORDER, bigru_layer, cell_variants,
                      count_mistakes, gru_stack, keras_gru_layer, rzn)
 
@@ -51,7 +51,34 @@ def from_time_major(config: dict, output: torch.Tensor, h_n: torch.Tensor) -> di
     return {"output": output.transpose(0, 1) if config.get("batch_first") else output, "h_n": h_n}
 
 
-class GruForwardCheck(Check):
+class GruParamsCheck(Check):
+    """A forward pass by hand from a params dict (nn.GRU's state_dict), against the nn.GRU
+    that `module` builds with those weights: what gru_forward and bigru_forward share."""
+
+    @staticmethod
+    def params(case) -> dict[str, torch.Tensor]:
+        return state_of(case.tensors)
+
+    def outputs(self, case, params: dict, result) -> dict:
+        """The answer's (output, h_n), once it is clear that it left its params as given."""
+        originals = self.params(case)
+        changed = [k for k, v in params.items() if k in originals and not torch.equal(v, originals[k])]
+        if changed or set(params) != set(originals):
+            raise CheckFailure(f"{self.student_name} changed the params dict it was given "
+                               f"({', '.join(changed) or 'its keys'}); read the weights without "
+                               "modifying them")
+        output, h_n = unpack_pair(self.student_name, result, ("output", "h_n"))
+        return {"output": output, "h_n": h_n}
+
+    def run_reference(self, case):
+        gru = self.module(case.config)
+        gru.load_state_dict(self.params(case))
+        with torch.no_grad():
+            output, h_n = gru(case.tensors["input"], case.tensors.get("h_0"))
+        return {"output": output, "h_n": h_n}
+
+
+class GruForwardCheck(GruParamsCheck):
     name = "06-gru/gru_forward"
     forbidden_functions = ("rnn_by_hand.chapters.gru.models.gru_stack", "rnn_by_hand.chapters.gru.models.gru_cell")
     student_name = "gru_forward"
@@ -79,9 +106,6 @@ class GruForwardCheck(Check):
     def module(self, config) -> nn.GRU:
         return nn.GRU(**{k: config[k] for k in self.MODULE_ARGS if k in config}, dtype=DTYPE)
 
-    @staticmethod
-    def params(case) -> dict[str, torch.Tensor]:
-        return state_of(case.tensors)
 
     def make_tensors(self, config):
         x, h_0 = make_sequence(config)
@@ -102,21 +126,8 @@ class GruForwardCheck(Check):
                     "k > 0 reads the outputs h_t of layer k - 1 (hidden_size features) with weight_ih_l{k} "
                     "of shape (3H, H), starting from its own initial state h_0[k]") from None
             raise
-        originals = self.params(case)
-        changed = [k for k, v in params.items() if k in originals and not torch.equal(v, originals[k])]
-        if changed or set(params) != set(originals):
-            raise CheckFailure(f"{self.student_name} changed the params dict it was given "
-                               f"({', '.join(changed) or 'its keys'}); read the weights without "
-                               "modifying them")
-        output, h_n = unpack_pair(self.student_name, result, ("output", "h_n"))
-        return {"output": output, "h_n": h_n}
+        return self.outputs(case, params, result)
 
-    def run_reference(self, case):
-        gru = self.module(case.config)
-        gru.load_state_dict(self.params(case))
-        with torch.no_grad():
-            output, h_n = gru(case.tensors["input"], case.tensors.get("h_0"))
-        return {"output": output, "h_n": h_n}
 
     def compare(self, case, expected, actual):
         return compare_outputs(case, expected, actual, rtol=self.rtol, atol=self.atol)
@@ -153,7 +164,7 @@ class GruForwardCheck(Check):
 
 # -- bigru_forward -------------------------------------------------------------------
 
-class BiGruForwardCheck(Check):
+class BiGruForwardCheck(GruParamsCheck):
     name = "06-gru/bigru_forward"
     forbidden_functions = ("rnn_by_hand.chapters.gru.models.bigru_layer", "rnn_by_hand.chapters.gru.models.gru_stack",
                            "rnn_by_hand.chapters.gru.models.gru_cell")
@@ -176,9 +187,6 @@ class BiGruForwardCheck(Check):
     def module(self, config) -> nn.GRU:
         return nn.GRU(**{k: config[k] for k in self.MODULE_ARGS}, bidirectional=True, dtype=DTYPE)
 
-    @staticmethod
-    def params(case) -> dict[str, torch.Tensor]:
-        return state_of(case.tensors)
 
     def make_tensors(self, config):
         x, h_0 = make_sequence(dict(config, num_layers=2))  # h_0: one row per direction
@@ -189,21 +197,8 @@ class BiGruForwardCheck(Check):
         params = {k: v.clone() for k, v in self.params(case).items()}
         result = call_student(self.student_name, student, t["input"], t.get("h_0"), params,
                               batch_first=config["batch_first"])
-        originals = self.params(case)
-        changed = [k for k, v in params.items() if k in originals and not torch.equal(v, originals[k])]
-        if changed or set(params) != set(originals):
-            raise CheckFailure(f"{self.student_name} changed the params dict it was given "
-                               f"({', '.join(changed) or 'its keys'}); read the weights without "
-                               "modifying them")
-        output, h_n = unpack_pair(self.student_name, result, ("output", "h_n"))
-        return {"output": output, "h_n": h_n}
+        return self.outputs(case, params, result)
 
-    def run_reference(self, case):
-        gru = self.module(case.config)
-        gru.load_state_dict(self.params(case))
-        with torch.no_grad():
-            output, h_n = gru(case.tensors["input"], case.tensors.get("h_0"))
-        return {"output": output, "h_n": h_n}
 
     def compare(self, case, expected, actual):
         dims = layouts(case.config)
@@ -318,27 +313,17 @@ class KerasGruToPytorchCheck(Check):
 
     def compare_state(self, case, converted: dict) -> list[str]:
         """The keys, types and shapes that load_state_dict needs, explained."""
-        shapes = self.keys(case.config)
+        H = case.config["hidden_size"]
         without = "" if case.config["bias"] else " (bias is None: nn.GRU(bias=False) has no biases)"
-        problems = [f"the dict has no key {k!r}" for k in shapes if k not in converted]
-        problems += [f"the dict has a key {k!r} that this nn.GRU does not have{without}"
-                     for k in converted if k not in shapes]
-        for key, shape in shapes.items():
-            value = converted.get(key)
-            if key not in converted:
-                continue
-            if not isinstance(value, torch.Tensor):
-                problems.append(f"{key} should be a torch.Tensor, got {type_name(value)}")
-            elif tuple(value.shape) != shape:
-                text = f"{key} has shape {shape_str(value.shape)}, expected {shape_str(shape)}"
-                if tuple(value.shape) == shape[::-1]:
-                    text += (": nn.GRU stores (3H, input) and computes x @ weight.T, while Keras's kernels "
-                             "are (input, 3H) and used as x @ kernel, so transpose them")
-                elif key.startswith("bias") and tuple(value.shape) in ((2, 3 * case.config["hidden_size"]),
-                                                                       (6 * case.config["hidden_size"],)):
-                    text += ": bias[0] is Keras's input bias (bias_ih_l0), bias[1] its recurrent bias (bias_hh_l0)"
-                problems.append(text)
-        return problems
+
+        def explain(key, value, shape):
+            if tuple(value.shape) == shape[::-1]:
+                return ("nn.GRU stores (3H, input) and computes x @ weight.T, while Keras's kernels "
+                        "are (input, 3H) and used as x @ kernel, so transpose them")
+            if key.startswith("bias") and tuple(value.shape) in ((2, 3 * H), (6 * H,)):
+                return "bias[0] is Keras's input bias (bias_ih_l0), bias[1] its recurrent bias (bias_hh_l0)"
+            return ""
+        return state_dict_problems(converted, self.keys(case.config), "this nn.GRU", explain, extra_note=without)
 
     def error_hint(self, case, message):
         if "not enough values to unpack (expected 3, got 1)" in message:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
-from ...common import DTYPE, WEIGHTS, CellStep, layer_tensors, load_weights
+from ...common import DTYPE, WEIGHTS, CellStep, layer_tensors, load_weights, state_dict_problems
 from .models import (GATE_NAMES, GATES, cell_variants, lstm_layer, peephole_cell, peephole_lstm_cell,
                      peephole_variants, tf_lstm_layer, to_pytorch_order)
 
@@ -459,28 +459,18 @@ class TfLstmToPytorchCheck(Check):
     def compare_state(self, case, converted: dict) -> list[str]:
         """The keys, types and shapes that load_state_dict needs, explained."""
         H_in, H = case.config["input_size"], case.config["hidden_size"]
-        shapes = self.expected_shapes(case)
-        problems = [f"the dict has no key {k!r}" for k in STATE_KEYS if k not in converted]
-        problems += [f"the dict has a key {k!r} that nn.LSTM(num_layers=1) does not have"
-                     for k in converted if k not in shapes]
-        halves = (f"the kernel's first input_size = {H_in} rows read x_t and its last hidden_size = {H} "
-                  "rows read h, as concat([x_t, h]) @ kernel: weight_ih_l0 comes from "
-                  "kernel[:input_size] and weight_hh_l0 from kernel[input_size:]")
-        for key, shape in shapes.items():
-            value = converted.get(key)
-            if key not in converted:
-                continue
-            if not isinstance(value, torch.Tensor):
-                problems.append(f"{key} should be a torch.Tensor, got {type_name(value)}")
-            elif tuple(value.shape) != shape:
-                text = f"{key} has shape {shape_str(value.shape)}, expected {shape_str(shape)}"
-                if tuple(value.shape) == shape[::-1]:
-                    text += (": nn.LSTM stores (4H, input) and computes x @ weight.T, while the kernel "
-                             "is (input, 4H) and used as x @ kernel, so transpose it")
-                elif key.startswith("weight") and value.dim() == 2 and 4 * H in value.shape:
-                    text += ": " + halves
-                problems.append(text)
-        return problems
+
+        def explain(key, value, shape):
+            if tuple(value.shape) == shape[::-1]:
+                return ("nn.LSTM stores (4H, input) and computes x @ weight.T, while the kernel "
+                        "is (input, 4H) and used as x @ kernel, so transpose it")
+            if key.startswith("weight") and value.dim() == 2 and 4 * H in value.shape:
+                return (f"the kernel's first input_size = {H_in} rows read x_t and its last hidden_size = "
+                        f"{H} rows read h, as concat([x_t, h]) @ kernel: weight_ih_l0 comes from "
+                        "kernel[:input_size] and weight_hh_l0 from kernel[input_size:]")
+            return ""
+        return state_dict_problems(converted, self.expected_shapes(case), "nn.LSTM(num_layers=1)", explain,
+                                   order=STATE_KEYS)
 
     def error_hint(self, case, message):
         if "unexpected keyword argument 'forget_bias'" in message:
