@@ -427,7 +427,10 @@ class CountParametersCheck(Check):
               dict(mode="RNN", input_size=1, hidden_size=1, num_layers=1, bias=True, bidirectional=False,
                    proj_size=0),
               dict(mode="LSTM", input_size=7, hidden_size=10, num_layers=3, bias=False, bidirectional=False,
-                   proj_size=4)]
+                   proj_size=4),
+              # the smallest projection: `proj_size > 1` where `> 0` is meant (a mutation run found it)
+              dict(mode="LSTM", input_size=3, hidden_size=4, num_layers=2, bias=True, bidirectional=True,
+                   proj_size=1)]
     RANDOM = 20
 
     def configs(self, hidden: bool, seed: int | None) -> list[dict]:
