@@ -231,6 +231,9 @@ class BiLstmToCellsCheck(Check):
     student_name = "bilstm_to_cells"
     reference_name = "the layers and directions of torch.nn.LSTM(bidirectional=True)"
 
+    PARTS = {"with bias": lambda config: config.get("bias", True),
+             "without bias": lambda config: not config.get("bias", True)}
+
     VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=2, bias=True, L=4, N=3),
                dict(input_size=8, hidden_size=4, num_layers=2, bias=True, L=5, N=2),
                dict(input_size=2, hidden_size=3, num_layers=1, bias=False, L=6, N=2)]
@@ -335,6 +338,9 @@ class CellsToBiLstmCheck(Check):
     forbidden_functions = ("rnn_by_hand.chapters.cells.build_lstm",)
     student_name = "cells_to_bilstm"
     reference_name = "the same torch.nn.LSTMCell pairs stepped in both directions, layer by layer"
+
+    PARTS = {"with bias": lambda config: config.get("bias", True),
+             "without bias": lambda config: not config.get("bias", True)}
 
     VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=2, bias=True, L=4, N=3),
                dict(input_size=8, hidden_size=4, num_layers=2, bias=True, L=5, N=2),
@@ -461,6 +467,11 @@ class BidirectionalLstmForwardCheck(Check):
     forbidden = FUSED_LSTM
     forbidden_reason = "step the cells you are given: nn.LSTMCell is allowed, the fused nn.LSTM is not"
 
+    # One part per feature, so that a mistake with hx omitted does not cost the batched part too.
+    PARTS = {"batched input with hx": lambda config: config.get("batched", True) and config["hx"],
+             "hx omitted": lambda config: not config["hx"],
+             "unbatched input": lambda config: not config.get("batched", True)}
+
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=4, num_layers=2, hx=True),
                dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, hx=False),
                dict(L=6, input_size=3, hidden_size=4, num_layers=1, batched=False, hx=True)]
@@ -585,6 +596,9 @@ class GreedyDecodeUntilCheck(Check):
     reference_name = "torch.nn.LSTM run one step at a time on each sequence alone, stopped at eos"
     forbidden = FUSED_LSTM
     forbidden_reason = "decode with the nn.LSTMCell you are given"
+
+    PARTS = {"state given": lambda config: config["state"],
+             "state omitted": lambda config: not config["state"]}
 
     VISIBLE = [dict(N=4, vocab=7, embedding_dim=4, hidden_size=6, steps=8, state=False),
                dict(N=3, vocab=6, embedding_dim=3, hidden_size=4, steps=7, state=True),

@@ -70,6 +70,9 @@ class BatchifyPaddedCheck(OwnMessages, Check):
     ok_text = "keeps every token, in contiguous columns padded at the end"
     failure_text = "differs from the padded columns expected"
 
+    PARTS = {"remainder padded": lambda config: config["T"] % config["batch_size"] != 0,
+             "exact fit": lambda config: config["T"] % config["batch_size"] == 0}
+
     VISIBLE = [dict(T=23, batch_size=4, pad_id=999), dict(T=17, batch_size=5, pad_id=1000),
                dict(T=30, batch_size=3, pad_id=999)]
     HIDDEN = [dict(T=41, batch_size=6, pad_id=1001), dict(T=50, batch_size=7, pad_id=999),
@@ -236,6 +239,10 @@ class LanguageModelCheck(Check):
     forbidden_functions = ("rnn_by_hand.lm.model.RNNModel.__init__", "rnn_by_hand.lm.model.RNNModel.forward",
                            "rnn_by_hand.lm.model.RNNModel.init_hidden")
     forbidden_reason = RNNLM_REASON
+
+    PARTS = {"LSTM": lambda config: config["rnn_type"] == "LSTM",
+             "GRU": lambda config: config["rnn_type"] == "GRU",
+             "RNN_TANH and RNN_RELU": lambda config: config["rnn_type"].startswith("RNN_")}
 
     VISIBLE = [dict(rnn_type="LSTM", ntoken=20, ninp=6, nhid=8, nlayers=2, dropout=0.3, L=5, N=3),
                dict(rnn_type="GRU", ntoken=15, ninp=5, nhid=7, nlayers=1, dropout=0.2, L=4, N=2),
@@ -446,6 +453,9 @@ class PaddedPerplexityCheck(Check):
                            "rnn_by_hand.chapters.language_model.padded_reference")
     forbidden_reason = OWN_REASON
 
+    PARTS = {"padded source": lambda config: config["padding"] > 0,
+             "no padding": lambda config: config["padding"] == 0}
+
     VISIBLE = [dict(rnn_type="LSTM", ntoken=30, ninp=8, nhid=10, nlayers=2, rows=23, batch=3, bptt=5, padding=9),
                dict(rnn_type="GRU", ntoken=25, ninp=6, nhid=8, nlayers=1, rows=18, batch=2, bptt=4, padding=5),
                dict(rnn_type="GRU", ntoken=20, ninp=5, nhid=7, nlayers=1, rows=15, batch=4, bptt=6, padding=0)]
@@ -566,6 +576,9 @@ class SampleTextCheck(OwnMessages, Check):
     ok_text = ("draws every character from softmax(logits / temperature) with the generator passed in, "
                "as the reference loop does, and the argmax at temperature 0")
     failure_text = "does not sample as the reference loop"
+
+    PARTS = {"temperature > 0": lambda config: config["temperature"] > 1e-8,
+             "temperature 0": lambda config: config["temperature"] <= 1e-8}
 
     VISIBLE = [dict(rnn_type="GRU", chars="abcdefgh .", ninp=6, nhid=8, nlayers=1, prompt=4, length=30,
                     temperature=1.0),

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..checking import Check, CheckFailure, call_student, describe_config, state_of, unpack_pair, with_state
 from ..checking.compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from ..checking.credit import one_feature_each
 from ..common import (DTYPE, RNN_KERNELS, WEIGHTS, CellStep, compare_outputs, layer_tensors, load_weights,
                       make_sequence, recurrence)
 
@@ -70,14 +71,18 @@ class RnnStepCheck(CellStep, Check):
     reference_name = "torch.nn.RNNCell"
     forbidden = RNN_KERNELS
 
+    # One feature per case beyond a batched tanh step with biases, so that each is earned alone.
     VISIBLE = [dict(N=3, input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=True),
                dict(N=2, input_size=3, hidden_size=6, nonlinearity="relu", bias=True, batched=True),
                dict(input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=False),
-               dict(N=3, input_size=2, hidden_size=4, nonlinearity="relu", bias=False, batched=True)]
+               dict(N=3, input_size=2, hidden_size=4, nonlinearity="tanh", bias=False, batched=True)]
     HIDDEN = [dict(N=5, input_size=7, hidden_size=8, nonlinearity="relu", bias=True, batched=True),
               dict(N=1, input_size=2, hidden_size=3, nonlinearity="tanh", bias=True, batched=True),
               dict(N=4, input_size=5, hidden_size=6, nonlinearity="tanh", bias=False, batched=True),
-              dict(input_size=6, hidden_size=4, nonlinearity="relu", bias=True, batched=False)]
+              dict(input_size=6, hidden_size=4, nonlinearity="tanh", bias=True, batched=False)]
+    PARTS = one_feature_each({"relu": lambda config: config["nonlinearity"] == "relu",
+                              "unbatched input": lambda config: not config["batched"],
+                              "without bias": lambda config: not config["bias"]}, combined=None)
 
     @staticmethod
     def reference(config) -> nn.RNNCell:
@@ -111,15 +116,28 @@ class RnnForwardCheck(Check):
     reference_name = "torch.nn.RNN"
     forbidden = RNN_KERNELS
 
+    # One feature per case (relu, rnn_step's, in the plain cases only), then the two layouts
+    # without h_0: there h_0 = zeros must take the batch size from the right dimension.
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, nonlinearity="tanh", batch_first=False, h_0=True),
-               dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="relu", batch_first=True, h_0=False),
+               dict(L=3, N=4, input_size=2, hidden_size=5, nonlinearity="relu", batch_first=False, h_0=True),
+               dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=True),
                dict(L=6, input_size=4, hidden_size=5, nonlinearity="tanh", batched=False, h_0=True),
-               dict(L=4, N=3, input_size=2, hidden_size=3, nonlinearity="relu", bias=False, h_0=True)]
-    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, nonlinearity="relu", batch_first=False, h_0=False),
+               dict(L=5, N=3, input_size=2, hidden_size=4, nonlinearity="tanh", batch_first=False, h_0=False),
+               dict(L=4, N=3, input_size=2, hidden_size=3, nonlinearity="tanh", bias=False, h_0=True),
+               dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=False),
+               dict(L=3, input_size=2, hidden_size=4, nonlinearity="tanh", batched=False, h_0=False)]
+    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, nonlinearity="tanh", batch_first=False, h_0=False),
               dict(L=3, N=5, input_size=2, hidden_size=7, nonlinearity="tanh", batch_first=True, h_0=True),
-              dict(L=1, input_size=3, hidden_size=4, nonlinearity="relu", batched=False, h_0=False),
+              dict(L=1, input_size=3, hidden_size=4, nonlinearity="tanh", batched=False, h_0=True),
               dict(L=6, N=2, input_size=3, hidden_size=4, nonlinearity="tanh", bias=False, h_0=True),
-              dict(L=8, N=1, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=False)]
+              dict(L=5, N=2, input_size=4, hidden_size=4, nonlinearity="relu", batch_first=False, h_0=True),
+              dict(L=8, N=1, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=False),
+              dict(L=2, input_size=3, hidden_size=2, nonlinearity="tanh", batched=False, h_0=False)]
+    PARTS = one_feature_each({"batch_first": lambda config: config.get("batched", True)
+                              and config.get("batch_first", False),
+                              "unbatched input": lambda config: not config.get("batched", True),
+                              "h_0 omitted": lambda config: not config["h_0"],
+                              "without bias": lambda config: not config.get("bias", True)})
 
     def make_tensors(self, config):
         rnn = self.reference(config)
@@ -155,6 +173,15 @@ class RnnForwardCheck(Check):
         w = {k: t.get(k) for k in WEIGHTS}
         found = mistakes(case.config, t["input"], t.get("h_0"), w)
         return first_matching_mistake(case, self.run_reference(case), actual, found)
+
+    def error_hint(self, case, message):
+        # Stepping over dimension 0 of a batch_first input takes L for the batch size N,
+        # and h_0, (1, N, H) whatever batch_first says, no longer fits: reshape refuses it.
+        if case.config.get("batched", True) and case.config.get("batch_first") and "h_0" in case.tensors \
+                and "is invalid for input of size" in message:
+            return ("with batch_first=True the input is (N, L, H_in) but h_0 is still (1, N, H): "
+                    "transpose the input to (L, N, H_in) before reading L and N from it")
+        return ""
 
 
 # -- JordanRNN: the reference (ours; tests/chapters/test_recurrence.py checks it against torch.nn) --
@@ -254,22 +281,43 @@ class JordanRnnCheck(Check):
     forbidden = RNN_KERNELS
 
     # The first case has output_size == hidden_size, where feeding back h_(t-1) runs (and is wrong).
+    # One feature per case (relu in the plain cases only), then the two layouts without y_0,
+    # as for rnn_forward.
     VISIBLE = [dict(input_size=4, hidden_size=5, output_size=5, nonlinearity="tanh", bias=True,
                     batch_first=False, L=5, N=3, y_0=True),
-               dict(input_size=3, hidden_size=6, output_size=2, nonlinearity="relu", bias=True,
-                    batch_first=True, L=4, N=2, y_0=False),
+               dict(input_size=3, hidden_size=6, output_size=2, nonlinearity="tanh", bias=True,
+                    batch_first=True, L=4, N=2, y_0=True),
                dict(input_size=2, hidden_size=4, output_size=3, nonlinearity="tanh", bias=True,
                     batch_first=False, L=6, batched=False, y_0=True),
+               dict(input_size=3, hidden_size=4, output_size=2, nonlinearity="tanh", bias=True,
+                    batch_first=False, L=4, N=3, y_0=False),
                dict(input_size=3, hidden_size=5, output_size=2, nonlinearity="tanh", bias=False,
-                    batch_first=True, L=3, N=4, y_0=True)]
+                    batch_first=False, L=3, N=4, y_0=True),
+               dict(input_size=2, hidden_size=3, output_size=4, nonlinearity="tanh", bias=True,
+                    batch_first=True, L=3, N=2, y_0=False),
+               dict(input_size=3, hidden_size=5, output_size=2, nonlinearity="tanh", bias=True,
+                    batch_first=False, L=4, batched=False, y_0=False),
+               dict(input_size=2, hidden_size=3, output_size=2, nonlinearity="relu", bias=True,
+                    batch_first=False, L=5, N=2, y_0=True)]
     HIDDEN = [dict(input_size=5, hidden_size=7, output_size=3, nonlinearity="tanh", bias=False,
                    batch_first=False, L=6, N=3, y_0=True),
-              dict(input_size=2, hidden_size=3, output_size=3, nonlinearity="relu", bias=True,
+              dict(input_size=2, hidden_size=3, output_size=3, nonlinearity="tanh", bias=True,
                    batch_first=True, L=5, N=2, y_0=True),
               dict(input_size=3, hidden_size=8, output_size=1, nonlinearity="tanh", bias=True,
                    batch_first=False, L=4, batched=False, y_0=False),
               dict(input_size=4, hidden_size=4, output_size=6, nonlinearity="relu", bias=True,
-                   batch_first=False, L=3, N=5, y_0=True)]
+                   batch_first=False, L=3, N=5, y_0=True),
+              dict(input_size=2, hidden_size=6, output_size=3, nonlinearity="tanh", bias=True,
+                   batch_first=False, L=5, N=2, y_0=False),
+              dict(input_size=3, hidden_size=4, output_size=2, nonlinearity="tanh", bias=True,
+                   batch_first=False, L=3, batched=False, y_0=True),
+              dict(input_size=4, hidden_size=5, output_size=3, nonlinearity="tanh", bias=True,
+                   batch_first=True, L=2, N=3, y_0=False)]
+    PARTS = one_feature_each({"batch_first": lambda config: config.get("batched", True)
+                              and config["batch_first"],
+                              "unbatched input": lambda config: not config.get("batched", True),
+                              "y_0 omitted": lambda config: not config["y_0"],
+                              "without bias": lambda config: not config["bias"]})
     MODULE_ARGS = ("input_size", "hidden_size", "output_size", "nonlinearity", "bias", "batch_first")
 
     def module_args(self, config) -> dict:

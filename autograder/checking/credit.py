@@ -46,6 +46,21 @@ class Credit:
                 f"still to do: {', '.join(self.missed)}.")
 
 
+def one_feature_each(features: dict, combined: str | None = "combined features") -> dict:
+    """PARTS in which a case belongs to one part only: the one feature it has, `combined`
+    when it has several (no such part when None), the rest when it has none. A mistake in
+    one feature then costs its own part (and the combined one), not every part whose cases
+    happen to share that feature too."""
+    def count(config: dict) -> int:
+        return sum(bool(has(config)) for has in features.values())
+
+    parts = {name: (lambda config, has=has: bool(has(config)) and count(config) == 1)
+             for name, has in features.items()}
+    if combined:
+        parts[combined] = lambda config: count(config) > 1
+    return parts
+
+
 def parts_of(parts: dict, config: dict) -> list[str]:
     """The parts a case with this configuration belongs to."""
     return [name for name, applies in parts.items() if applies(config)] or [REST]

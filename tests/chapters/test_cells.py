@@ -353,3 +353,26 @@ def test_round_trip_is_exact(solution):
     back = solution["cells_to_bilstm"](solution["bilstm_to_cells"](lstm))
     assert lstm.state_dict().keys() == back.state_dict().keys()
     assert all(torch.equal(v, back.state_dict()[k]) for k, v in lstm.state_dict().items())
+
+
+def failing_when(answer, fails):
+    """The answer, except that it raises on the calls `fails` picks: a mutant missing one part."""
+    def mutant(*args):
+        if fails(*args):
+            raise ValueError("this case is not done yet")
+        return answer(*args)
+    return mutant
+
+
+@pytest.mark.parametrize("check, answer, fails, share", [
+    (check_bilstm_to_cells, "bilstm_to_cells", lambda lstm: not lstm.bias, "1 of 2 parts pass (with bias)"),
+    (check_cells_to_bilstm, "cells_to_bilstm", lambda pairs: not pairs[0][0].bias,
+     "1 of 2 parts pass (with bias)"),
+    (check_bidirectional_lstm_forward, "bidirectional_lstm_forward", lambda x, hx, pairs: hx is None,
+     "2 of 3 parts pass (batched input with hx, unbatched input)"),
+    (check_greedy_decode_until, "greedy_decode_until", lambda *args: args[-1] is None,
+     "1 of 2 parts pass (state given)")])
+def test_an_answer_missing_one_part_earns_the_others(solution, check, answer, fails, share):
+    with pytest.raises(CheckFailure) as failure:
+        check(failing_when(solution[answer], fails), quiet=True)
+    assert str(failure.value).splitlines()[-1].startswith(f"Partial credit: {share}")

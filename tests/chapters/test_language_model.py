@@ -352,3 +352,36 @@ def test_sampling_is_deterministic_for_a_correct_answer(solution):
     first = check_sample_text.run_student(solution["sample_text"], case)
     again = check_sample_text.run_student(solution["sample_text"], case)
     assert first["text"] == again["text"] and first["reproducible"] and first["global_rng"] is False
+
+
+def failing_when(answer, fails):
+    """The answer, except that it raises on the calls `fails` picks: a mutant missing one part."""
+    def mutant(*args):
+        if fails(*args):
+            raise ValueError("this case is not done yet")
+        return answer(*args)
+    return mutant
+
+
+def model_without_gru(solution):
+    class Mutant(solution["LanguageModel"]):
+        def __init__(self, rnn_type, *args, **kwargs):
+            if rnn_type == "GRU":
+                raise ValueError("GRU is not done yet")
+            super().__init__(rnn_type, *args, **kwargs)
+    return Mutant
+
+
+@pytest.mark.parametrize("check, make, share", [
+    (check_batchify_padded, lambda s: failing_when(s["batchify_padded"], lambda data, n, pad: data.numel() % n == 0),
+     "1 of 2 parts pass (remainder padded)"),
+    (check_language_model, model_without_gru, "2 of 3 parts pass (LSTM, RNN_TANH and RNN_RELU)"),
+    (check_padded_perplexity, lambda s: failing_when(s["padded_perplexity"],
+                                                     lambda model, source, bptt, pad: not (source == pad).any()),
+     "1 of 2 parts pass (padded source)"),
+    (check_sample_text, lambda s: failing_when(s["sample_text"], lambda *args: args[4] == 0),
+     "1 of 2 parts pass (temperature > 0)")])
+def test_an_answer_missing_one_part_earns_the_others(solution, check, make, share):
+    with pytest.raises(CheckFailure) as failure:
+        check(make(solution), quiet=True)
+    assert str(failure.value).splitlines()[-1].startswith(f"Partial credit: {share}")

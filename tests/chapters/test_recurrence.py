@@ -49,7 +49,7 @@ MUTANTS = {
                                        "leading (num_layers * num_directions) dimension is missing"),
     "forward: batch_first read as time-major": (check_rnn_forward, "rnn_forward",
                                                 "if batched and batch_first:\n        x = x.transpose(0, 1)",
-                                                "if False:\n        pass", "batch_first"),
+                                                "if False:\n        pass", "transpose the input to (L, N, H_in)"),
     "forward: batch_first output left time-major": (check_rnn_forward, "rnn_forward",
                                                     "output = output.transpose(0, 1)", "pass",
                                                     "(N, L, H) because batch_first=True"),
@@ -101,6 +101,45 @@ test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
 LIBRARY_ANSWER = ("rnn_forward", RNN_BY_NN, ["rnn_forward"])
 
 
+# Partial credit: (check, mutation of the solution, share in each of the visible and hidden
+# sets, the parts it misses). A missing feature costs its own part (and the combined cases'), only.
+PARTIAL = {
+    "step: bias=False not handled": (check_rnn_step, ("rnn_step", "    if bias_ih is not None:\n        pre = pre",
+                                                      "    if True:\n        pre = pre"),
+                                     "3 of 4", ("without bias",)),
+    "step: batches only": (check_rnn_step, ("rnn_step", "    pre = x_t @ weight_ih.T",
+                                            "    if x_t.dim() == 1:\n        raise ValueError('only batches')\n"
+                                            "    pre = x_t @ weight_ih.T"), "3 of 4", ("unbatched input",)),
+    "forward: bias=False not handled": (check_rnn_forward, ("rnn_forward", "    if bias_ih is not None:\n"
+                                                            "        projected = projected + bias_ih",
+                                                            "    projected = projected + bias_ih"),
+                                        "5 of 6", ("without bias",)),
+    "forward: h_0 required": (check_rnn_forward, ("rnn_forward", "x.new_zeros(N, H) if h_0 is None else ", ""),
+                              "4 of 6", ("h_0 omitted", "combined features")),
+    "jordan: biases whatever bias says": (check_jordan_rnn, ("JordanRNN", "nn.Parameter(torch.empty(hidden_size)) "
+                                                             "if bias else None",
+                                                             "nn.Parameter(torch.empty(hidden_size))"),
+                                          "5 of 6", ("without bias",)),
+    "jordan: batch_first ignored": (check_jordan_rnn, ("JordanRNN", "if batched and self.batch_first:",
+                                                       "if False:"), "4 of 6", ("batch_first", "combined features")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARTIAL))
+def test_an_answer_failing_one_part_earns_the_others(name):
+    check, mutation, share, missing = PARTIAL[name]
+    wrong = student_namespace(NOTEBOOK, mutation)[check.student_name]
+    for hidden in (False, True):
+        with pytest.raises(CheckFailure) as failure:
+            check(wrong, hidden=hidden, quiet=True)
+        message = str(failure.value)
+        assert f"Partial credit: {share} parts pass" in message, message
+        assert message.endswith(f"still to do: {', '.join(missing)}."), message
+        cases = check.make_cases(hidden=hidden)
+        passed = [check.judge(wrong, case, 1, 1, False) is None for case in cases]
+        assert check.credit([case.config for case in cases], passed).missed == missing
+
+
 def test_feedback_names_output_case_and_index(solution):
     def h_n_squeezed(*args, **kwargs):
         output, h_n = solution["rnn_forward"](*args, **kwargs)
@@ -108,7 +147,7 @@ def test_feedback_names_output_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_rnn_forward(h_n_squeezed, quiet=True)
     message = str(failure.value)
-    assert "rnn_forward does not match torch.nn.RNN on case 1 of 4" in message
+    assert "rnn_forward does not match torch.nn.RNN on case 1 of 8" in message
     assert "h_n has shape (3, 6), expected (1, 3, 6)" in message
 
 

@@ -14,16 +14,16 @@ from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
 from rnn_by_hand.checking import ForbiddenCall
-from rnn_by_hand.chapters.rnn import (check_birnn_forward, check_mean_valid_output, check_rnn_init_bound,
+from rnn_by_hand.chapters.rnn import (check_birnn_forward, check_classifier_init_bounds, check_mean_valid_output,
                                       check_rnn_shapes)
-from rnn_by_hand.chapters.rnn.checks import NoForwardRNN
+from rnn_by_hand.chapters.rnn.checks import NoForwardRNN, classifier, reference_bounds
 from rnn_by_hand.chapters.rnn.models import by_hand
 from rnn_by_hand.checking import state_of
 from conftest import REPO
 from mutants import mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "03-rnn" / "rnn.ipynb"
-ALL = (check_rnn_shapes, check_rnn_init_bound, check_birnn_forward, check_mean_valid_output)
+ALL = (check_rnn_shapes, check_classifier_init_bounds, check_birnn_forward, check_mean_valid_output)
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +69,36 @@ MUTANTS = {
                                              "    output, h_n = rnn(torch.zeros(input_shape))\n"
                                              "    return tuple(output.shape), tuple(h_n.shape)\n",
                                              "without running nn.RNN"),
-    # rnn_init_bound
-    "bound: 1/H": (check_rnn_init_bound, "rnn_init_bound", "return 1 / math.sqrt(hidden_size)",
-                   "return 1 / hidden_size", "the square root is lost"),
-    "bound: fan-in": (check_rnn_init_bound, "rnn_init_bound", "return 1 / math.sqrt(hidden_size)",
-                      "return 1 / math.sqrt(input_size)", "not on input_size"),
-    "bound: Xavier": (check_rnn_init_bound, "rnn_init_bound", "return 1 / math.sqrt(hidden_size)",
-                      "return math.sqrt(6 / (input_size + hidden_size))", "Xavier"),
-    "bound: measured on one module": (check_rnn_init_bound, "rnn_init_bound", "return 1 / math.sqrt(hidden_size)",
-                                      "return max(p.abs().max().item() for p in "
-                                      "nn.RNN(input_size, hidden_size).parameters())",
+    # classifier_init_bounds
+    "bounds: head fan-in H": (check_classifier_init_bounds, "classifier_init_bounds",
+                              "fan_in = D * num_layers * hidden_size", "fan_in = hidden_size",
+                              "its fan-in is D * num_layers * H, not H"),
+    "bounds: head reads the top layer only": (check_classifier_init_bounds, "classifier_init_bounds",
+                                              "fan_in = D * num_layers * hidden_size", "fan_in = D * hidden_size",
+                                              "not only the top one's"),
+    "bounds: head forgets the directions": (check_classifier_init_bounds, "classifier_init_bounds",
+                                            "fan_in = D * num_layers * hidden_size",
+                                            "fan_in = num_layers * hidden_size", "with D = 2"),
+    "bounds: head by fan-out": (check_classifier_init_bounds, "classifier_init_bounds",
+                                "head_bound = 1 / math.sqrt(fan_in)", "head_bound = 1 / math.sqrt(num_classes)",
+                                "not 1/sqrt(out_features)"),
+    "bounds: nn.RNN by fan-in": (check_classifier_init_bounds, "classifier_init_bounds",
+                                 'bounds[f"rnn.{name}_l{k}{suffix}"] = rnn_bound',
+                                 'bounds[f"rnn.{name}_l{k}{suffix}"] = rnn_bound if name != "weight_ih" '
+                                 "else 1 / math.sqrt(input_size if k == 0 else D * hidden_size)",
+                                 "whatever its fan-in"),
+    "bounds: 1/H": (check_classifier_init_bounds, "classifier_init_bounds",
+                    "rnn_bound = 1 / math.sqrt(hidden_size)", "rnn_bound = 1 / hidden_size",
+                    "the square root is lost"),
+    "bounds: no backward direction": (check_classifier_init_bounds, "classifier_init_bounds",
+                                      'for suffix in ("", "_reverse")[:D]:', 'for suffix in ("",):',
+                                      "no bound for rnn.weight_ih_l0_reverse"),
+    "bounds: measured on one model": (check_classifier_init_bounds, "classifier_init_bounds",
+                                      "    D = 2 if bidirectional else 1\n",
+                                      "    model = HnClassifier(input_size, hidden_size, num_layers, "
+                                      "bidirectional, num_classes)\n"
+                                      "    model(torch.zeros(1, 1, input_size))\n"
+                                      "    return {n: p.abs().max().item() for n, p in model.named_parameters()}\n",
                                       "a little inside the bound"),
     # birnn_forward
     "birnn: halves swapped": (check_birnn_forward, "birnn_forward", "x = torch.cat(halves, dim=-1)",
@@ -165,6 +185,63 @@ MUTANTS = {
 }
 
 
+# Partial credit: (check, mutation of the solution, share in each of the visible and hidden
+# sets, the parts it misses). A missing feature costs its own part, and the combined cases'
+# where they have it, only.
+PARTIAL = {
+    "shapes: unbatched keeps a batch of 1": (check_rnn_shapes, ("rnn_shapes", "(D * num_layers, hidden_size)",
+                                                                "(D * num_layers, 1, hidden_size)"),
+                                             "4 of 6", ("unbatched input", "combined features")),
+    "shapes: output grows with layers": (check_rnn_shapes, ("rnn_shapes", "else (L, N, D * hidden_size)",
+                                                            "else (L, N, D * hidden_size * num_layers)"),
+                                         "4 of 6", ("stacked", "combined features")),
+    "birnn: bias=False not handled": (check_birnn_forward, ("birnn_forward", "getattr(rnn, name + suffix, None)",
+                                                            "getattr(rnn, name + suffix)"),
+                                      "7 of 8", ("without bias",)),
+    "birnn: no dropout in training mode": (check_birnn_forward, ("birnn_forward",
+                                                                 "x = F.dropout(x, rnn.dropout, rnn.training)",
+                                                                 "pass"),
+                                           "6 of 8", ("dropout", "combined features")),
+    "bounds: head reads the top layer only": (check_classifier_init_bounds, ("classifier_init_bounds",
+                                                                             "fan_in = D * num_layers",
+                                                                             "fan_in = D"),
+                                              "1 of 3", ("one direction", "the rest")),
+    "bounds: head forgets the directions": (check_classifier_init_bounds, ("classifier_init_bounds",
+                                                                           "fan_in = D * num_layers",
+                                                                           "fan_in = num_layers"),
+                                            "1 of 3", ("one layer", "the rest")),
+    "mean: zero padding only": (check_mean_valid_output, ("mean_valid_output",
+                                                          "total = (output * valid.unsqueeze(-1).to(output.dtype))",
+                                                          "total = output"),
+                                "2 of 4", ("non-zero padding", "combined features")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARTIAL))
+def test_an_answer_failing_one_part_earns_the_others(name):
+    check, mutation, share, missing = PARTIAL[name]
+    wrong = student_namespace(NOTEBOOK, mutation)[check.student_name]
+    for hidden in (False, True):
+        with pytest.raises(CheckFailure) as failure:
+            check(wrong, hidden=hidden, quiet=True)
+        message = str(failure.value)
+        assert f"Partial credit: {share} parts pass" in message, message
+        assert message.endswith(f"still to do: {', '.join(missing)}."), message
+        cases = check.make_cases(hidden=hidden)
+        passed = [check.judge(wrong, case, 1, 1, False) is None for case in cases]
+        assert check.credit([case.config for case in cases], passed).missed == missing
+
+
+def test_shape_cases_go_round_the_parts():
+    """The random configurations fill every part, in the visible and in the hidden set."""
+    from rnn_by_hand.checking.credit import parts_of
+    for hidden in (False, True):
+        found = [part for case in check_rnn_shapes.make_cases(hidden=hidden)
+                 for part in parts_of(check_rnn_shapes.PARTS, case.config)]
+        assert set(found) == set(check_rnn_shapes.FAMILIES)
+        assert min(found.count(part) for part in set(found)) >= 3
+
+
 def test_every_check_rejects_at_least_three_mistakes():
     for check in ALL:
         assert sum(m[0] is check for m in MUTANTS.values()) >= 3, check.name
@@ -221,34 +298,69 @@ def test_shapes_as_torch_size_or_list_are_accepted(solution):
     assert check_rnn_shapes(as_size, quiet=True) is None
 
 
-@pytest.mark.parametrize("value, words", [
-    ("0.25", "should return a number such as 0.25, got a str"),
-    (None, "got None"),
-    (-0.5, "should be a positive number"),
-    (float("nan"), "should be a positive number"),
-    (10.0, "is not the one nn.RNN uses"),
-    (1e-3, "drew parameters outside your bound"),
+def _bounds_changed(solution, **changes):
+    """The solution's bounds with some names changed (None: left out)."""
+    def classifier_init_bounds(*args):
+        bounds = solution["classifier_init_bounds"](*args)
+        bounds.update(changes)
+        return {name: bound for name, bound in bounds.items() if bound is not None}
+    return classifier_init_bounds
+
+
+@pytest.mark.parametrize("answer, words", [
+    (lambda solution: lambda *args: 0.25, "should return a dict {parameter name: bound}, got a float"),
+    (lambda solution: lambda *args: None, "got None"),
+    (lambda solution: _bounds_changed(solution, **{"head.bias": None}), "no bound for head.bias"),
+    (lambda solution: _bounds_changed(solution, **{"head.scale": 0.1}), "a bound for 'head.scale'"),
+    (lambda solution: _bounds_changed(solution, **{"head.weight": "0.1"}),
+     "the bound for head.weight should be a number such as 0.25, got a str"),
+    (lambda solution: _bounds_changed(solution, **{"rnn.bias_hh_l0": -0.5}), "should be a positive number"),
+    (lambda solution: _bounds_changed(solution, **{"rnn.weight_hh_l0": float("nan")}), "a positive number"),
+    (lambda solution: _bounds_changed(solution, **{"head.weight": 10.0}), "your bound for head.weight is 10"),
+    (lambda solution: _bounds_changed(solution, **{"rnn.weight_ih_l0": 1e-3}), "outside your bound"),
 ])
-def test_wrong_bounds_get_clear_messages(value, words):
+def test_wrong_bounds_get_clear_messages(solution, answer, words):
     with pytest.raises(CheckFailure) as failure:
-        check_rnn_init_bound(lambda input_size, hidden_size: value, quiet=True)
+        check_classifier_init_bounds(answer(solution), quiet=True)
     assert words in str(failure.value)
 
 
-def test_bound_as_a_zero_dimensional_tensor_is_accepted():
-    assert check_rnn_init_bound(lambda i, h: torch.tensor(h, dtype=torch.float64).rsqrt(), quiet=True) is None
+def test_bounds_as_zero_dimensional_tensors_are_accepted(solution):
+    def as_tensors(*args):
+        return {name: torch.tensor(b, dtype=torch.float64)
+                for name, b in solution["classifier_init_bounds"](*args).items()}
+    assert check_classifier_init_bounds(as_tensors, quiet=True) is None
 
 
-def test_bound_reference_is_measured_on_a_real_module():
-    """The reference's module really is nn.RNN: every parameter lies within 1/sqrt(H), and close to it."""
-    for case in check_rnn_init_bound.make_cases(hidden=True):
-        expected = check_rnn_init_bound.run_reference(case)
-        bound = 1 / math.sqrt(case.config["hidden_size"])
-        assert expected["bound"] == bound
-        assert 0.95 * bound < expected["empirical_max"] <= bound
-        assert expected["count"] == sum(p.numel() for p in nn.RNN(
-            case.config["input_size"], case.config["hidden_size"], num_layers=case.config["num_layers"],
-            bidirectional=case.config["bidirectional"]).parameters())
+def test_bound_reference_is_measured_on_real_modules():
+    """Our rule, nn.RNN's 1/sqrt(H) and nn.Linear's 1/sqrt(in_features), against big real models:
+    every parameter lies within its bound, and the large ones come close to it."""
+    for config in (dict(input_size=3, hidden_size=400, num_layers=2, bidirectional=True, num_classes=300),
+                   dict(input_size=700, hidden_size=64, num_layers=3, bidirectional=False, num_classes=500)):
+        model = classifier(config)
+        bounds = reference_bounds(model)
+        assert list(bounds) == [name for name, _ in model.named_parameters()]
+        assert bounds["rnn.weight_hh_l0"] == 1 / math.sqrt(config["hidden_size"]) != bounds["head.weight"]
+        for name, p in model.named_parameters():
+            largest = p.abs().max().item()
+            assert largest <= bounds[name], name
+            if p.numel() >= 300:
+                assert largest > 0.95 * bounds[name], name
+
+
+def test_reference_model_is_the_notebooks_classifier(solution):
+    """The check's model has the parameters, shapes and initialisation of the notebook's
+    HnClassifier once its LazyLinear head has seen an input."""
+    for case in check_classifier_init_bounds.make_cases() + check_classifier_init_bounds.make_cases(hidden=True):
+        config = case.config
+        mine = solution["HnClassifier"](*(config[k] for k in ("input_size", "hidden_size", "num_layers",
+                                                              "bidirectional", "num_classes")))
+        mine(torch.zeros(2, 1, config["input_size"]))
+        ours = classifier(config)
+        assert [(n, p.shape) for n, p in mine.named_parameters()] == [(n, p.shape) for n, p in ours.named_parameters()]
+        assert mine.head.in_features == ours.head.in_features
+        assert reference_bounds(mine) == reference_bounds(ours)
+        assert all(p.abs().max().item() <= reference_bounds(ours)[n] for n, p in mine.named_parameters())
 
 
 def test_module_given_to_birnn_refuses_to_run():
@@ -289,7 +401,7 @@ def test_birnn_feedback_names_output_case_and_index(solution):
     with pytest.raises(CheckFailure) as failure:
         check_birnn_forward(late_error, quiet=True)
     message = str(failure.value)
-    assert "birnn_forward does not match torch.nn.RNN on case 1 of 4 (L=5, N=3" in message
+    assert "birnn_forward does not match torch.nn.RNN on case 1 of 10 (L=5, N=3" in message
     assert "output[t=3, n=1, h=7] is" in message and "largest error 1" in message
 
 
@@ -347,7 +459,7 @@ def test_mean_valid_output_premise_padding_never_counts():
 
 
 def test_registry_lists_every_chapter_three_check():
-    assert {"03-rnn/rnn_shapes", "03-rnn/rnn_init_bound", "03-rnn/birnn_forward",
+    assert {"03-rnn/rnn_shapes", "03-rnn/classifier_init_bounds", "03-rnn/birnn_forward",
             "03-rnn/mean_valid_output"} <= set(CHECKS)
 
 

@@ -1,7 +1,7 @@
 """Checks for chapter 3, nn.RNN in depth.
 
     rnn_shapes(input_shape, input_size, hidden_size, ...)  vs the shapes a real nn.RNN returns
-    rnn_init_bound(input_size, hidden_size)                vs a real nn.RNN's parameters and 1/sqrt(H)
+    classifier_init_bounds(input_size, hidden_size, ...)   vs a real nn.RNN + nn.Linear head's parameters
     birnn_forward(rnn, input, h_0)                         vs nn.RNN(num_layers=2, bidirectional=True) ...
     mean_valid_output(output, lengths, batch_first)        vs nn.RNN on each sequence alone
 
@@ -25,8 +25,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 from ...checking import (Case, Check, CheckFailure, ForbiddenCall, call_student, describe_config, seeded,
                          state_of, unpack_pair, with_state)
 from ...checking.compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from ...checking.credit import REST, one_feature_each, parts_of
 from ...common import DTYPE, RNN_KERNELS, layouts, make_sequence
-from .models import BIRNN_MISTAKES, by_hand, init_mistakes, mean_mistakes, shape_mistakes
+from .models import BIRNN_MISTAKES, bound_mistakes, by_hand, mean_mistakes, shape_mistakes
 
 # nn.RNN's constructor arguments, in its own order.
 RNN_ARGS = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
@@ -80,6 +81,13 @@ def shape_layouts(config: dict) -> dict[str, str]:
             "h_n": f"(D * num_layers, N, H), {rows}"}
 
 
+# The features that change the shapes; every other argument is a distractor.
+SHAPE_FEATURES = {"batch_first": lambda config: len(config["input_shape"]) == 3 and config["batch_first"],
+                  "unbatched input": lambda config: len(config["input_shape"]) == 2,
+                  "bidirectional": lambda config: config["bidirectional"],
+                  "stacked": lambda config: config["num_layers"] > 1}
+
+
 class RnnShapesCheck(Check):
     name = "03-rnn/rnn_shapes"
     student_name = "rnn_shapes"
@@ -97,6 +105,9 @@ class RnnShapesCheck(Check):
              dict(input_shape=(7, 2, 3), input_size=3, hidden_size=5, num_layers=2, nonlinearity="relu",
                   bias=True, batch_first=False, dropout=0.5, bidirectional=False)]
     RANDOM = {False: 20, True: 40}  # random configurations in the visible and the hidden set
+    PARTS = one_feature_each(SHAPE_FEATURES)
+    # The random configurations go round the parts in turn, so that each has several cases.
+    FAMILIES = (*PARTS, REST)
 
     @staticmethod
     def random_config(rng: random.Random) -> dict:
@@ -117,7 +128,8 @@ class RnnShapesCheck(Check):
         rng = random.Random(self.seed_of(hidden, -1, seed))  # not torch's global RNG
         while len(configs) < wanted:
             config = self.random_config(rng)
-            if config not in configs and config not in avoid:
+            family = self.FAMILIES[len(configs) % len(self.FAMILIES)]
+            if parts_of(self.PARTS, config) == [family] and config not in configs and config not in avoid:
                 configs.append(config)
         return configs
 
@@ -159,79 +171,124 @@ class RnnShapesCheck(Check):
                 "configurations.")
 
 
-# -- rnn_init_bound --------------------------------------------------------------------
+# -- classifier_init_bounds -----------------------------------------------------------
+
+CLASSIFIER_ARGS = ("input_size", "hidden_size", "num_layers", "bidirectional", "num_classes")
 
 
-class RnnInitBoundCheck(Check):
-    name = "03-rnn/rnn_init_bound"
-    student_name = "rnn_init_bound"
-    reference_name = "the parameters of a real torch.nn.RNN"
+def classifier(config: dict) -> nn.Module:
+    """The exercise's model, freshly drawn: an nn.RNN named rnn, then a head, an nn.Linear over
+    every final state (h_n of every layer and direction, side by side for each sequence)."""
+    D = 2 if config["bidirectional"] else 1
+    model = nn.Module()
+    model.rnn = nn.RNN(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
+                       bidirectional=config["bidirectional"], dtype=DTYPE)
+    model.head = nn.Linear(D * config["num_layers"] * config["hidden_size"], config["num_classes"],
+                           dtype=DTYPE)
+    return model
 
-    VISIBLE = [dict(input_size=10, hidden_size=20, num_layers=1, bidirectional=False),
-               dict(input_size=3, hidden_size=400, num_layers=2, bidirectional=True),
-               dict(input_size=50, hidden_size=7, num_layers=3, bidirectional=False)]
-    HIDDEN = [dict(input_size=128, hidden_size=64, num_layers=2, bidirectional=True),
-              dict(input_size=1, hidden_size=1000, num_layers=1, bidirectional=False),
-              dict(input_size=30, hidden_size=2, num_layers=1, bidirectional=True),
-              dict(input_size=700, hidden_size=300, num_layers=1, bidirectional=False)]
+
+def reference_bounds(model: nn.Module) -> dict[str, float]:
+    """b of U(-b, b) for each parameter: nn.RNN's 1/sqrt(H) whatever the fan-in, nn.Linear's
+    1/sqrt(in_features) for its weight and its bias (tests/chapters/test_rnn.py measures both)."""
+    rnn_bound, head_bound = 1 / math.sqrt(model.rnn.hidden_size), 1 / math.sqrt(model.head.in_features)
+    return {name: head_bound if name.startswith("head.") else rnn_bound for name, _ in model.named_parameters()}
+
+
+def as_number(value):
+    """A float for a Python or numpy number or a one-element float tensor; else `value`."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
+        return value.item()
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def listed(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+class ClassifierInitBoundsCheck(Check):
+    name = "03-rnn/classifier_init_bounds"
+    student_name = "classifier_init_bounds"
+    reference_name = "the parameters of a real classifier on torch.nn.RNN"
+    forbidden_functions = ("rnn_by_hand.chapters.rnn.checks.reference_bounds",)
+
+    # Never one layer and one direction at once: there the head's fan-in is H, and the
+    # RNN's bound would be right for the head too.
+    VISIBLE = [dict(input_size=10, hidden_size=20, num_layers=2, bidirectional=True, num_classes=3),
+               dict(input_size=3, hidden_size=400, num_layers=1, bidirectional=True, num_classes=5),
+               dict(input_size=50, hidden_size=7, num_layers=3, bidirectional=False, num_classes=2),
+               dict(input_size=4, hidden_size=16, num_layers=3, bidirectional=True, num_classes=4)]
+    HIDDEN = [dict(input_size=128, hidden_size=64, num_layers=2, bidirectional=True, num_classes=10),
+              dict(input_size=1, hidden_size=1000, num_layers=1, bidirectional=True, num_classes=2),
+              dict(input_size=30, hidden_size=2, num_layers=2, bidirectional=False, num_classes=3),
+              dict(input_size=700, hidden_size=300, num_layers=3, bidirectional=False, num_classes=5),
+              dict(input_size=5, hidden_size=9, num_layers=1, bidirectional=True, num_classes=3)]
+    PARTS = one_feature_each({"one layer": lambda config: config["num_layers"] == 1,
+                              "one direction": lambda config: not config["bidirectional"]}, combined=None)
 
     def make_case(self, config, seed):
-        config = dict(config, seed=seed)
-        return Case(describe_config(config), config)
+        return Case(describe_config(config), dict(config, seed=seed))
 
     def run_student(self, student, case):
-        value = call_student(self.student_name, student, case.config["input_size"],
-                             case.config["hidden_size"])
-        if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype.is_floating_point:
-            value = value.item()
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            value = float(value)
-        return {"bound": value}
+        value = call_student(self.student_name, student, *(case.config[k] for k in CLASSIFIER_ARGS))
+        if isinstance(value, dict):
+            value = {name: as_number(bound) for name, bound in value.items()}
+        return {"bounds": value}
 
     def run_reference(self, case):
-        config = case.config
-        with seeded(config["seed"]):  # the same module every time the case is checked
-            rnn = nn.RNN(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
-                         bidirectional=config["bidirectional"], dtype=DTYPE)
-        largest = {name: p.detach().abs().max().item() for name, p in rnn.named_parameters()}
-        where = max(largest, key=largest.get)
-        return {"bound": 1 / math.sqrt(config["hidden_size"]), "empirical_max": largest[where],
-                "where": where, "count": sum(p.numel() for p in rnn.parameters())}
+        with seeded(case.config["seed"]):  # the same model every time the case is checked
+            model = classifier(case.config)
+        largest = {name: p.detach().abs().max().item() for name, p in model.named_parameters()}
+        return {"bounds": reference_bounds(model), "largest": largest}
 
     def compare(self, case, expected, actual):
-        bound = actual["bound"]
-        if type(bound) is not float:
-            return [f"rnn_init_bound should return a number such as 0.25, got {type_name(bound)}"]
-        module = "nn.RNN(" + describe_config({k: v for k, v in case.config.items() if k != "seed"}) + ")"
-        if not math.isfinite(bound) or bound <= 0:
-            return [f"the bound should be a positive number, got {bound}"]
-        if bound < expected["empirical_max"]:
-            return [f"a real {module} drew parameters outside your bound +-{bound:.6g}: "
-                    f"{expected['where']} has an entry of size {expected['empirical_max']:.6g} "
-                    f"(expected bound {expected['bound']:.6g})"]
-        if not math.isclose(bound, expected["bound"], rel_tol=self.rtol, abs_tol=0.0):
-            return [f"your bound {bound:.6g} is not the one nn.RNN uses, {expected['bound']:.6g}: all "
-                    f"{expected['count']} parameters of a real {module} lie within "
-                    f"+-{expected['empirical_max']:.6g}, and the distribution is U(-b, b) with b = "
-                    f"{expected['bound']:.6g}"]
-        return []
+        got, want = actual["bounds"], expected["bounds"]
+        if not isinstance(got, dict):
+            return [f"{self.student_name} should return a dict {{parameter name: bound}}, got {type_name(got)}"]
+        problems = []
+        missing, extra = [n for n in want if n not in got], [n for n in got if n not in want]
+        if missing:
+            problems.append(f"no bound for {listed(missing)}: give one for every name that "
+                            "model.named_parameters() lists")
+        if extra:
+            problems.append(f"a bound for {listed([repr(n) for n in extra])}, which the model "
+                            "has no parameter of")
+        for name in (n for n in want if n in got):
+            bound, exact, largest = got[name], want[name], expected["largest"][name]
+            if type(bound) is not float:
+                problems.append(f"the bound for {name} should be a number such as 0.25, got {type_name(bound)}")
+            elif not math.isfinite(bound) or bound <= 0:
+                problems.append(f"the bound for {name} should be a positive number, got {bound}")
+            elif bound < largest:
+                problems.append(f"a real model drew {name} entries up to {largest:.6g}, outside your "
+                                f"bound +-{bound:.6g} (expected {exact:.6g})")
+            elif not math.isclose(bound, exact, rel_tol=self.rtol, abs_tol=0.0):
+                problems.append(f"your bound for {name} is {bound:.6g}, expected {exact:.6g}")
+        return problems[:4] + ([f"and {len(problems) - 4} more"] if len(problems) > 4 else [])
 
     def hint(self, case, actual):
-        bound, config = actual.get("bound"), case.config
-        if type(bound) is not float:
+        got = actual.get("bounds")
+        if not isinstance(got, dict):
             return ""
-        exact = 1 / math.sqrt(config["hidden_size"])
-        for text, value in init_mistakes(config["input_size"], config["hidden_size"]):
-            if math.isclose(bound, value, rel_tol=1e-9) and not math.isclose(value, exact, rel_tol=1e-9):
+        exact = self.run_reference(case)["bounds"]
+
+        def close(name, value):
+            return type(got.get(name)) is float and math.isclose(got[name], value, rel_tol=1e-9)
+        for text, bounds in bound_mistakes(case.config, exact):
+            if all(close(n, v) for n, v in bounds.items()) and not all(close(n, exact[n]) for n in bounds):
                 return text
-        if exact * (1 - 1e-2) < bound < exact:
-            return ("your value is just below the bound: the largest parameter of one module is a "
-                    "sample, always a little inside the bound b of U(-b, b); give b itself")
+        below = [n for n in exact if type(got.get(n)) is float and exact[n] * 0.9 < got[n] < exact[n]]
+        if below and all(type(got.get(n)) is float and got[n] <= exact[n] * (1 + 1e-6) for n in exact):
+            return ("your bounds lie just inside the right ones: the largest parameter of one model is "
+                    "a sample, always a little inside the bound b of U(-b, b); give b itself")
         return ""
 
     def ok_message(self, count):
-        return (f"OK: {self.student_name} gives the bound of nn.RNN's initialisation for {count} "
-                "sizes, and every parameter of a real nn.RNN lies within it.")
+        return (f"OK: {self.student_name} gives the bound of every parameter for {count} models, and "
+                "every parameter of a real one lies within it.")
 
 
 # -- birnn_forward ---------------------------------------------------------------------
@@ -251,22 +308,53 @@ class BirnnForwardCheck(Check):
     reference_name = "torch.nn.RNN"
     forbidden = RNN_KERNELS
 
+    # The exercise's core is a stacked bidirectional network (time-major, h_0 given, biases,
+    # evaluation mode); each other case changes one feature of it, and one combines several:
+    # there h_0 = zeros must take the batch size from the right dimension of a batch_first input.
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, num_layers=2, nonlinearity="tanh", bias=True,
                     batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
-               dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, nonlinearity="relu", bias=True,
-                    batch_first=True, dropout=0.3, bidirectional=True, h_0=False, training=True),
+               dict(L=4, N=2, input_size=3, hidden_size=4, num_layers=3, nonlinearity="relu", bias=True,
+                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
+               dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True,
+                    batch_first=True, dropout=0.0, bidirectional=True, h_0=True, training=False),
+               dict(L=3, N=4, input_size=2, hidden_size=3, num_layers=2, nonlinearity="tanh", bias=True,
+                    batch_first=False, dropout=0.0, bidirectional=True, h_0=False, training=False),
+               dict(L=3, N=2, input_size=2, hidden_size=4, num_layers=2, nonlinearity="tanh", bias=False,
+                    batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
+               dict(L=3, N=2, input_size=2, hidden_size=4, num_layers=2, nonlinearity="tanh", bias=True,
+                    batch_first=False, dropout=0.0, bidirectional=False, h_0=True, training=False),
                dict(L=6, N=4, input_size=5, hidden_size=3, num_layers=1, nonlinearity="tanh", bias=True,
                     batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
-               dict(L=3, N=2, input_size=2, hidden_size=4, num_layers=2, nonlinearity="relu", bias=False,
-                    batch_first=False, dropout=0.5, bidirectional=False, h_0=True, training=False)]
+               dict(L=4, N=3, input_size=3, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True,
+                    batch_first=False, dropout=0.3, bidirectional=True, h_0=True, training=True),
+               dict(L=3, N=2, input_size=2, hidden_size=4, num_layers=2, nonlinearity="tanh", bias=True,
+                    batch_first=False, dropout=0.5, bidirectional=True, h_0=True, training=False),
+               dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, nonlinearity="relu", bias=True,
+                    batch_first=True, dropout=0.3, bidirectional=True, h_0=False, training=True)]
     HIDDEN = [dict(L=6, N=2, input_size=3, hidden_size=4, num_layers=3, nonlinearity="tanh", bias=False,
-                   batch_first=True, dropout=0.0, bidirectional=True, h_0=True, training=False),
+                   batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
               dict(L=7, N=1, input_size=2, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True,
                    batch_first=False, dropout=0.4, bidirectional=True, h_0=True, training=True),
+              dict(L=5, N=3, input_size=4, hidden_size=4, num_layers=2, nonlinearity="tanh", bias=True,
+                   batch_first=False, dropout=0.0, bidirectional=False, h_0=True, training=False),
+              dict(L=2, N=5, input_size=6, hidden_size=3, num_layers=2, nonlinearity="tanh", bias=True,
+                   batch_first=True, dropout=0.0, bidirectional=True, h_0=True, training=False),
+              dict(L=4, N=3, input_size=2, hidden_size=3, num_layers=3, nonlinearity="tanh", bias=True,
+                   batch_first=False, dropout=0.0, bidirectional=True, h_0=False, training=False),
+              dict(L=7, N=1, input_size=3, hidden_size=2, num_layers=1, nonlinearity="tanh", bias=True,
+                   batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
+              dict(L=3, N=4, input_size=3, hidden_size=3, num_layers=2, nonlinearity="tanh", bias=True,
+                   batch_first=False, dropout=0.4, bidirectional=True, h_0=True, training=False),
               dict(L=5, N=3, input_size=4, hidden_size=4, num_layers=2, nonlinearity="relu", bias=True,
-                   batch_first=False, dropout=0.3, bidirectional=False, h_0=True, training=False),
-              dict(L=2, N=5, input_size=6, hidden_size=3, num_layers=2, nonlinearity="relu", bias=True,
-                   batch_first=True, dropout=0.0, bidirectional=True, h_0=False, training=False)]
+                   batch_first=False, dropout=0.0, bidirectional=True, h_0=True, training=False),
+              dict(L=3, N=2, input_size=2, hidden_size=3, num_layers=3, nonlinearity="tanh", bias=True,
+                   batch_first=True, dropout=0.3, bidirectional=True, h_0=False, training=True)]
+    PARTS = one_feature_each({"one layer": lambda config: config["num_layers"] == 1,
+                              "one direction": lambda config: not config["bidirectional"],
+                              "batch_first": lambda config: config["batch_first"],
+                              "h_0 omitted": lambda config: not config["h_0"],
+                              "without bias": lambda config: not config["bias"],
+                              "dropout": lambda config: config["dropout"] > 0})
 
     def make_tensors(self, config):
         rnn = quiet_rnn(**rnn_args(config), dtype=DTYPE)
@@ -407,14 +495,22 @@ class MeanValidOutputCheck(Check):
 
     # source "packed": output from pad_packed_sequence (padding_value after each end);
     # "padded": a one-direction RNN that ran over the padding too (its real steps are right).
+    # Where the padding is zero, summing every step and dividing by the length is right, so
+    # the non-zero padding is a part of its own.
     VISIBLE = [dict(L=6, N=4, input_size=3, hidden_size=5, num_layers=1, bidirectional=False,
                     batch_first=False, source="packed", padding_value=0.0),
-               dict(L=5, N=3, input_size=2, hidden_size=4, num_layers=2, bidirectional=False,
-                    batch_first=True, source="padded", padding_value=0.0),
-               dict(L=7, N=5, input_size=4, hidden_size=3, num_layers=1, bidirectional=True,
-                    batch_first=True, source="packed", padding_value=-1.0),
                dict(L=4, N=3, input_size=2, hidden_size=2, num_layers=2, bidirectional=True,
-                    batch_first=False, source="packed", padding_value=0.0)]
+                    batch_first=False, source="packed", padding_value=0.0),
+               dict(L=5, N=3, input_size=2, hidden_size=4, num_layers=2, bidirectional=True,
+                    batch_first=True, source="packed", padding_value=0.0),
+               dict(L=7, N=5, input_size=4, hidden_size=3, num_layers=1, bidirectional=True,
+                    batch_first=False, source="packed", padding_value=-1.0),
+               dict(L=5, N=3, input_size=2, hidden_size=4, num_layers=2, bidirectional=False,
+                    batch_first=False, source="padded", padding_value=0.0),
+               dict(L=6, N=4, input_size=3, hidden_size=3, num_layers=1, bidirectional=False,
+                    batch_first=True, source="padded", padding_value=0.0),
+               dict(L=4, N=5, input_size=2, hidden_size=3, num_layers=1, bidirectional=True,
+                    batch_first=True, source="packed", padding_value=-1.0)]
     HIDDEN = [dict(L=8, N=6, input_size=3, hidden_size=4, num_layers=2, bidirectional=False,
                    batch_first=False, source="padded", padding_value=0.0),
               dict(L=4, N=2, input_size=5, hidden_size=6, num_layers=1, bidirectional=True,
@@ -422,7 +518,14 @@ class MeanValidOutputCheck(Check):
               dict(L=9, N=3, input_size=2, hidden_size=3, num_layers=3, bidirectional=False,
                    batch_first=False, source="packed", padding_value=0.5),
               dict(L=5, N=7, input_size=3, hidden_size=5, num_layers=2, bidirectional=True,
-                   batch_first=False, source="packed", padding_value=2.0)]
+                   batch_first=False, source="packed", padding_value=0.0),
+              dict(L=5, N=7, input_size=3, hidden_size=5, num_layers=2, bidirectional=True,
+                   batch_first=True, source="packed", padding_value=2.0),
+              dict(L=4, N=3, input_size=2, hidden_size=3, num_layers=1, bidirectional=False,
+                   batch_first=True, source="padded", padding_value=0.0)]
+    PARTS = one_feature_each({"batch_first": lambda config: config["batch_first"],
+                              "non-zero padding": lambda config: config["source"] == "padded"
+                              or config["padding_value"] != 0})
 
     @staticmethod
     def reference_module(config: dict) -> nn.RNN:
@@ -497,6 +600,6 @@ class MeanValidOutputCheck(Check):
 
 
 check_rnn_shapes = RnnShapesCheck()
-check_rnn_init_bound = RnnInitBoundCheck()
+check_classifier_init_bounds = ClassifierInitBoundsCheck()
 check_birnn_forward = BirnnForwardCheck()
 check_mean_valid_output = MeanValidOutputCheck()

@@ -49,18 +49,47 @@ def shape_mistakes(config: dict, expected: dict) -> list[tuple[str, dict]]:
     return found
 
 
-def init_mistakes(input_size: int, hidden_size: int) -> list[tuple[str, float]]:
-    """(description, value) for the bounds that tutorials and slips give instead of 1/sqrt(H)."""
-    return [("1/hidden_size is the classic misreading of PyTorch's U(-sqrt(k), sqrt(k)) with "
-             "k = 1/hidden_size: the square root is lost", 1 / hidden_size),
-            ("the bound depends on hidden_size only, not on input_size (the fan-in of weight_ih_l0): "
-             "nn.Linear uses 1/sqrt(fan_in), nn.RNN does not", 1 / math.sqrt(input_size)),
-            ("the bound depends on hidden_size only, not on input_size", 1 / input_size),
-            ("that is Xavier (Glorot) uniform initialisation, sqrt(6 / (fan_in + fan_out)); nn.RNN "
-             "does not use it", math.sqrt(6 / (input_size + hidden_size))),
-            ("the bound depends on hidden_size only, not on input_size + hidden_size",
-             1 / math.sqrt(input_size + hidden_size)),
-            ("the bound is 1/sqrt(hidden_size), not sqrt(hidden_size)", math.sqrt(hidden_size))]
+def bound_mistakes(config: dict, exact: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
+    """(description, {parameter name: bound}) for the classic slips in the bounds of the
+    exercise's classifier; `exact` names every parameter. A slip is named when the student's
+    bounds equal its own on the names it lists."""
+    H, layers, C = config["hidden_size"], config["num_layers"], config["num_classes"]
+    D = 2 if config["bidirectional"] else 1
+    fan_in = D * layers * H                                    # the head reads h_n flattened
+    head = [n for n in exact if n.startswith("head.")]
+    rnn = [n for n in exact if not n.startswith("head.")]
+
+    def heads(value: float) -> dict[str, float]:
+        return dict.fromkeys(head, value)
+
+    def weight_fan_in(name: str) -> int:  # rnn.weight_ih_l0: input_size; _l1 on: D * H; weight_hh: H
+        if "weight_hh" in name:
+            return H
+        return config["input_size"] if "_l0" in name else D * H
+
+    found = [("the head reads every final state, h_n of every layer and direction side by side for "
+              "each sequence: its fan-in is D * num_layers * H, not H", heads(1 / math.sqrt(H)))]
+    if layers == D == 2:  # leaving out the layers or the directions gives the same 2H: say both
+        found.append(("h_n holds the final state of every layer, not only the top one's, and of both "
+                      "directions: the head's fan-in is D * num_layers * H, with D = 2",
+                      heads(1 / math.sqrt(2 * H))))
+    if layers > 1 and layers != D:
+        found.append(("h_n holds the final state of every layer, not only the top one's: the head's "
+                      "fan-in is D * num_layers * H", heads(1 / math.sqrt(D * H))))
+    if D == 2 and layers != D:
+        found.append(("h_n holds both directions of every layer: the head's fan-in is "
+                      "D * num_layers * H, with D = 2", heads(1 / math.sqrt(layers * H))))
+    found += [("nn.Linear's bound is 1/sqrt(in_features), its fan-in, not 1/sqrt(out_features)",
+               heads(1 / math.sqrt(C))),
+              ("that is Xavier (Glorot) uniform, sqrt(6 / (fan_in + fan_out)); nn.Linear does not use it",
+               heads(math.sqrt(6 / (fan_in + C)))),
+              ("1/in_features loses the square root of nn.Linear's 1/sqrt(in_features)", heads(1 / fan_in)),
+              ("nn.RNN draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), whatever its fan-in: "
+               "1/sqrt(fan_in) is nn.Linear's rule, the head's only",
+               {n: 1 / math.sqrt(weight_fan_in(n)) for n in rnn if ".weight_" in n}),
+              ("1/hidden_size is the classic misreading of PyTorch's U(-sqrt(k), sqrt(k)) with "
+               "k = 1/hidden_size: the square root is lost", dict.fromkeys(rnn, 1 / H))]
+    return found
 
 
 def by_hand(case: Case, mistake: str = "") -> dict[str, torch.Tensor]:
