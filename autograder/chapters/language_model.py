@@ -1,24 +1,27 @@
 """Checks for chapter 8, a word-level language model.
 
     batchify_padded(data, batch_size, pad_id)     vs padded_columns: the remainder kept, padded with pad_id
-    get_batch(source, i, bptt)                    vs rnn_by_hand.lm.data.get_batch
-    LanguageModel (forward, init_hidden)          vs rnn_by_hand.lm.model.RNNModel (Embedding, LSTM/GRU/RNN, Linear)
+    get_batch_first(source, i, bptt)              vs batch_first_window: get_batch's window, batch-first
+    LanguageModel (__init__'s proj and decoder, forward, init_hidden)
+                                                  vs TiedModel: a decoder tied to the embedding, through a
+                                                     projection when nhid != ninp
     padded_perplexity(model, source, bptt, pad_id)
                                                   vs padded_reference: pad targets ignored and not counted
     sample_text(model, chars, prompt, length, temperature, generator)
                                                   vs sample_by_hand: a character-level sampling loop
 
-The chapter's own batchify, perplexity and word-level sampler are in `rnn_by_hand.lm`, which a
-student can read; three exercises therefore ask for their neighbours (padding instead of
-dropping, perplexity that ignores padding, a character-level loop drawing from a generator
-passed in), checked against references written here (padded_columns, padded_losses,
-sample_by_hand, on the small TinyLM), which tests/chapters/test_language_model.py tests
-against independent formulations. get_batch and LanguageModel are still checked against
-rnn_by_hand.lm, run at check time on fresh seeded data. Sampling is checked by value: with
-the same seeded generator, the same draws in the same order give the same text.
+The chapter's own batchify, get_batch, model, perplexity and word-level sampler are in
+`rnn_by_hand.lm`, which a student can read; every exercise therefore asks for a neighbour
+(padding instead of dropping, batch-first windows, tying when the widths differ, perplexity
+that ignores padding, a character-level loop drawing from a generator passed in), checked
+against references written here (padded_columns, batch_first_window, TiedModel,
+padded_losses, sample_by_hand on the small TinyLM), which tests/chapters/test_language_model.py
+tests against independent formulations. Sampling is checked by value: with the same seeded
+generator, the same draws in the same order give the same text.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -122,16 +125,31 @@ class BatchifyPaddedCheck(OwnMessages, Check):
         return ""
 
 
-# -- get_batch ---------------------------------------------------------------------
+# -- get_batch_first ---------------------------------------------------------------
 
-class GetBatchCheck(OwnMessages, Check):
-    name = "08-language-model/get_batch"
-    student_name = "get_batch"
-    reference_name = "rnn_by_hand.lm.data.get_batch"
-    forbidden_functions = ("rnn_by_hand.lm.data.get_batch",)
-    forbidden_reason = RNNLM_REASON
-    ok_text = "equals rnn_by_hand.lm.data.get_batch exactly at every window"
-    failure_text = "differs from rnn_by_hand.lm.data.get_batch"
+def batch_first_window(source: torch.Tensor, i: int, bptt: int):
+    """The check's reference: the chapter's window at row i, batch-first. The targets follow
+    the order in which a (N, seq_len, ntoken) logits tensor's .view(-1, ntoken) lists its
+    predictions: sample 0's steps, then sample 1's, ...
+
+        source (rows, N)        inputs (N, seq_len)       targets (N * seq_len,)
+        row i      a e i        a b                       b c | f g | j k
+        row i + 1  b f j   ->   e f                  sample 0 | 1   | 2
+        row i + 2  c g k        i j
+    """
+    inputs, targets = get_batch(source, i, bptt)                  # (seq_len, N), (seq_len * N,)
+    return inputs.t().contiguous(), targets.view(inputs.shape).t().reshape(-1)
+
+
+class GetBatchFirstCheck(OwnMessages, Check):
+    name = "08-language-model/get_batch_first"
+    student_name = "get_batch_first"
+    reference_name = "rnn_by_hand.lm.data.get_batch's window, batch-first"
+    forbidden_functions = ("rnn_by_hand.lm.data.get_batch",
+                           "rnn_by_hand.chapters.language_model.batch_first_window")
+    forbidden_reason = OWN_REASON
+    ok_text = "gives every window batch-first, its targets in the order of a batch-first model's logits"
+    failure_text = "differs from the batch-first window expected"
 
     VISIBLE = [dict(rows=11, batch=3, bptt=4), dict(rows=9, batch=2, bptt=3), dict(rows=7, batch=4, bptt=2)]
     HIDDEN = [dict(rows=13, batch=5, bptt=5), dict(rows=20, batch=4, bptt=6), dict(rows=6, batch=3, bptt=10),
@@ -148,7 +166,7 @@ class GetBatchCheck(OwnMessages, Check):
     def run_student(self, student, case):
         inputs, targets = [], []
         for i in self.starts(case):
-            what = f"get_batch(source, i={i}, bptt={case.config['bptt']})"
+            what = f"get_batch_first(source, i={i}, bptt={case.config['bptt']})"
             result = call_student(what, student, case.tensors["source"], i, case.config["bptt"])
             x, y = unpack_pair(what, result, ("inputs", "targets"))
             inputs.append(x)
@@ -156,7 +174,7 @@ class GetBatchCheck(OwnMessages, Check):
         return {"inputs": inputs, "targets": targets}
 
     def run_reference(self, case):
-        pairs = [get_batch(case.tensors["source"], i, case.config["bptt"]) for i in self.starts(case)]
+        pairs = [batch_first_window(case.tensors["source"], i, case.config["bptt"]) for i in self.starts(case)]
         return {"inputs": [x for x, _ in pairs], "targets": [y for _, y in pairs]}
 
     def compare(self, case, expected, actual):
@@ -164,35 +182,46 @@ class GetBatchCheck(OwnMessages, Check):
             return ["the windows could not be read back"]
         for i, want_x, want_y, got_x, got_y in zip(self.starts(case), expected["inputs"], expected["targets"],
                                                    actual["inputs"], actual["targets"]):
-            seq_len = want_x.shape[0]
-            problems = compare_tensor(f"inputs (window at i={i})", want_x, got_x, dims=("row", "col"),
-                                      layout=f"(seq_len, batch) with seq_len = min(bptt, rows - 1 - i) = {seq_len}")
+            seq_len = want_x.shape[1]
+            problems = compare_tensor(f"inputs (window at i={i})", want_x, got_x, dims=("n", "t"),
+                                      layout=f"(batch, seq_len) with seq_len = min(bptt, rows - 1 - i) = {seq_len}")
             problems += compare_tensor(f"targets (window at i={i})", want_y, got_y, dims=("k",),
-                                       layout=f"(seq_len * batch,) = ({seq_len} * {case.config['batch']},)")
+                                       layout=f"(batch * seq_len,) = ({case.config['batch']} * {seq_len},), "
+                                              "sample 0's steps first")
             if problems:
                 return problems
         return []
 
+    def error_hint(self, case, message):
+        if "view size is not compatible" in message:
+            return ("after .t() the window is not contiguous in memory, so .view(-1) cannot flatten it: "
+                    "use .reshape(-1), which copies when it must")
+        return ""
+
     def hint(self, case, actual):
         source, bptt = case.tensors["source"], case.config["bptt"]
         for i, got_x, got_y in zip(self.starts(case), actual["inputs"], actual["targets"]):
-            x, y = get_batch(source, i, bptt)
-            seq_len = x.shape[0]
+            x, y = batch_first_window(source, i, bptt)
+            seq_len = x.shape[1]
             if same_ids(x, got_x) and same_ids(y, got_y):
                 continue
-            following = source[i + 1: i + 1 + seq_len]  # (seq_len, batch)
-            if same_ids(source[i: i + bptt], got_x) and seq_len < bptt:
+            following = source[i + 1: i + 1 + seq_len]                  # (seq_len, batch)
+            if same_ids(source[i: i + bptt].t(), got_x) and seq_len < bptt:
                 return (f"at i={i} only {seq_len} rows have a next word: seq_len = min(bptt, rows - 1 - i). "
-                        "Your last window takes bptt rows, so its last input row has no target")
+                        "Your last window takes bptt rows, so its last input step has no target")
+            if same_ids(x.t(), got_x):
+                return ("your inputs are (seq_len, batch), time-major as the chapter's get_batch gives them: "
+                        "a batch_first model reads (batch, seq_len), so transpose the window (.t())")
             if same_ids(x.reshape(-1), got_y):
                 return ("your targets are the inputs: the target of each word is the next one, "
                         "source[i + 1 : i + 1 + seq_len]")
-            if same_ids(following, got_y):
-                return ("your targets are (seq_len, batch): flatten them to (seq_len * batch,) with "
-                        ".reshape(-1), the order of logits.view(-1, ntoken) in the loss")
-            if same_ids(following.t().reshape(-1), got_y):
-                return ("your targets are flattened column by column (.t() first): flatten the (seq_len, batch) "
-                        "slice row by row with .reshape(-1), the order of logits.view(-1, ntoken)")
+            if same_ids(following.reshape(-1), got_y):
+                return ("your targets are flattened row by row, the time-major order: a batch_first model's "
+                        "(batch, seq_len, ntoken) logits list sample 0's steps first in .view(-1, ntoken), "
+                        "so transpose the slice before you flatten it")
+            if same_ids(following.t(), got_y) or same_ids(following, got_y):
+                return ("your targets are 2-D: flatten them to (batch * seq_len,), sample by sample, the "
+                        "order of logits.view(-1, ntoken) in the loss")
             return ""
         return ""
 
@@ -206,9 +235,40 @@ def model_args(config: dict) -> dict:
     return {k: config[k] for k in MODEL_ARGS}
 
 
-def reference_model(config: dict, state: dict | None = None) -> RNNModel:
-    """rnn_by_hand.lm's model in float64, with the case's weights when `state` is given."""
-    model = RNNModel(**model_args(config)).to(DTYPE)
+class TiedModel(nn.Module):
+    """The check's reference for LanguageModel: the chapter's embedding, dropout and core
+    (built by RNNModel), a projection from nhid to ninp when they differ, and a decoder that
+    shares the embedding's table (Press & Wolf 2017; Inan et al. 2017).
+
+        input (L, N) -> encoder -> drop -> rnn -> drop -> proj -> decoder -> logits
+                        (L, N, ninp)       (L, N, nhid)   (L, N, ninp)  (L, N, ntoken)
+        decoder.weight is encoder.weight: one (ntoken, ninp) table, trained by both uses
+
+    RNNModel itself refuses to tie when nhid != ninp: the projection is the neighbour the
+    exercise asks for. tests/chapters/test_language_model.py tests this class against an
+    explicit formula and RNNModel(tie_weights=True) where nhid == ninp.
+    """
+
+    def __init__(self, rnn_type: str, ntoken: int, ninp: int, nhid: int, nlayers: int, dropout: float):
+        super().__init__()
+        chapter = RNNModel(rnn_type, ntoken, ninp, nhid, nlayers, dropout)
+        self.rnn_type, self.nhid, self.nlayers = rnn_type, nhid, nlayers
+        self.drop, self.encoder, self.rnn = chapter.drop, chapter.encoder, chapter.rnn
+        self.proj = nn.Linear(nhid, ninp, bias=False) if nhid != ninp else nn.Identity()
+        self.decoder = nn.Linear(ninp, ntoken)
+        self.decoder.weight = self.encoder.weight
+
+    def forward(self, input, hidden):
+        return forward_variant(self, input, hidden)
+
+    def init_hidden(self, batch_size: int):
+        zeros = self.encoder.weight.new_zeros(self.nlayers, batch_size, self.nhid)   # (nlayers, N, nhid)
+        return (zeros, zeros.clone()) if self.rnn_type == "LSTM" else zeros
+
+
+def reference_model(config: dict, state: dict | None = None) -> TiedModel:
+    """The reference in float64, with the case's weights when `state` is given."""
+    model = TiedModel(**model_args(config)).to(DTYPE)
     if state is not None:
         model.load_state_dict(state)
     return model
@@ -220,47 +280,59 @@ def hidden_of(case: Case):
     return (t["h_0"], t["c_0"]) if case.config["rnn_type"] == "LSTM" else t["h_0"]
 
 
-def forward_variant(model: RNNModel, x, hidden, *, seed=None, drop_in=True, drop_out=True,
-                    pass_hidden=True):
-    """The model's forward written out, with switches for the classic mistakes (hints only)."""
-    with torch.no_grad(), seeded(seed if seed is not None else 0):
+def forward_variant(model: TiedModel, x, hidden, *, seed=None, drop_in=True, drop_out=True,
+                    pass_hidden=True, drop_after_proj=False):
+    """The reference's forward, with switches for the classic mistakes (read by the hints);
+    `seed` reseeds dropout's draws first."""
+    with seeded(seed) if seed is not None else contextlib.nullcontext():
         emb = model.encoder(x)                                        # (L, N, ninp)
         emb = model.drop(emb) if drop_in else emb
         output, h_n = model.rnn(emb, hidden if pass_hidden else None)  # (L, N, nhid)
+        if drop_after_proj:
+            return model.decoder(model.drop(model.proj(output))), h_n
         output = model.drop(output) if drop_out else output
-        return model.decoder(output), h_n                             # (L, N, ntoken)
+        return model.decoder(model.proj(output)), h_n                 # (L, N, ntoken)
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Distinct parameters' entries: a shared table counts once, as parameters() lists it once."""
+    return sum(p.numel() for p in model.parameters())
 
 
 class LanguageModelCheck(Check):
     name = "08-language-model/LanguageModel"
     student_name = "LanguageModel"
-    reference_name = "rnn_by_hand.lm.model.RNNModel"
+    reference_name = "a decoder tied to the embedding through a projection (the check's TiedModel)"
     kind = "class"
     forbidden_functions = ("rnn_by_hand.lm.model.RNNModel.__init__", "rnn_by_hand.lm.model.RNNModel.forward",
-                           "rnn_by_hand.lm.model.RNNModel.init_hidden")
-    forbidden_reason = RNNLM_REASON
+                           "rnn_by_hand.lm.model.RNNModel.init_hidden",
+                           "rnn_by_hand.chapters.language_model.TiedModel.__init__",
+                           "rnn_by_hand.chapters.language_model.TiedModel.forward",
+                           "rnn_by_hand.chapters.language_model.forward_variant")
+    forbidden_reason = OWN_REASON
 
-    PARTS = {"LSTM": lambda config: config["rnn_type"] == "LSTM",
-             "GRU": lambda config: config["rnn_type"] == "GRU",
-             "RNN_TANH and RNN_RELU": lambda config: config["rnn_type"].startswith("RNN_")}
+    PARTS = {"nhid == ninp, tied directly": lambda config: config["nhid"] == config["ninp"],
+             "nhid != ninp, tied through proj": lambda config: config["nhid"] != config["ninp"]}
 
     VISIBLE = [dict(rnn_type="LSTM", ntoken=20, ninp=6, nhid=8, nlayers=2, dropout=0.3, L=5, N=3),
-               dict(rnn_type="GRU", ntoken=15, ninp=5, nhid=7, nlayers=1, dropout=0.2, L=4, N=2),
-               dict(rnn_type="RNN_TANH", ntoken=12, ninp=4, nhid=6, nlayers=2, dropout=0.0, L=6, N=2),
-               dict(rnn_type="RNN_RELU", ntoken=10, ninp=3, nhid=5, nlayers=1, dropout=0.5, L=3, N=4)]
-    HIDDEN = [dict(rnn_type="LSTM", ntoken=25, ninp=7, nhid=5, nlayers=1, dropout=0.4, L=7, N=4),
-              dict(rnn_type="GRU", ntoken=18, ninp=6, nhid=6, nlayers=3, dropout=0.25, L=5, N=2),
+               dict(rnn_type="GRU", ntoken=15, ninp=6, nhid=6, nlayers=1, dropout=0.2, L=4, N=2),
+               dict(rnn_type="RNN_TANH", ntoken=12, ninp=6, nhid=4, nlayers=2, dropout=0.0, L=6, N=2),
+               dict(rnn_type="RNN_RELU", ntoken=10, ninp=5, nhid=5, nlayers=1, dropout=0.5, L=3, N=4)]
+    HIDDEN = [dict(rnn_type="LSTM", ntoken=25, ninp=7, nhid=7, nlayers=1, dropout=0.4, L=7, N=4),
+              dict(rnn_type="GRU", ntoken=18, ninp=6, nhid=9, nlayers=3, dropout=0.25, L=5, N=2),
               dict(rnn_type="RNN_RELU", ntoken=14, ninp=5, nhid=9, nlayers=2, dropout=0.3, L=4, N=3),
               dict(rnn_type="RNN_TANH", ntoken=11, ninp=8, nhid=4, nlayers=1, dropout=0.0, L=6, N=1)]
 
     def make_tensors(self, config):
         L, N, layers, H = config["L"], config["N"], config["nlayers"], config["nhid"]
         tensors = with_state(reference_model(config))
-        tensors["input"] = random_ids(L, N, ntoken=config["ntoken"])   # (L, N)
-        tensors["h_0"] = torch.randn(layers, N, H, dtype=DTYPE)        # (nlayers, N, nhid)
+        tensors["input"] = random_ids(L, N, ntoken=config["ntoken"])        # (L, N)
+        tensors["h_0"] = torch.randn(layers, N, H, dtype=DTYPE)             # (nlayers, N, nhid)
         if config["rnn_type"] == "LSTM":
             tensors["c_0"] = torch.randn(layers, N, H, dtype=DTYPE)
         tensors["dropout_seed"] = torch.randint(0, 2**31 - 1, ())
+        # d(loss)/d(logits) for the gradient check: random, so that every use of the table shows
+        tensors["grad_logits"] = torch.randn(L, N, config["ntoken"], dtype=DTYPE)
         return tensors
 
     def run_student(self, student, case):
@@ -270,12 +342,11 @@ class LanguageModelCheck(Check):
         if not isinstance(model, nn.Module):
             raise CheckFailure(f"{built} should be an nn.Module, got {type_name(model)}")
         model = model.to(DTYPE)
-        try:
-            model.load_state_dict(state_of(t))
-        except Exception as error:  # noqa: BLE001
-            raise CheckFailure(f"{built}.load_state_dict(RNNModel(...).state_dict()) failed: {error}. "
-                               "Keep the submodules __init__ creates (encoder, rnn, decoder, drop)") from None
-        result = {"init_hidden": call_student(f"{built}.init_hidden", model.init_hidden, case.config["N"])}
+        self.load_reference_state(built, model, case)
+        encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
+        result = {"tied": getattr(decoder, "weight", None) is getattr(encoder, "weight", False),
+                  "parameter_count": parameter_count(model),
+                  "init_hidden": call_student(f"{built}.init_hidden", model.init_hidden, case.config["N"])}
         x, h = t["input"], hidden_of(case)
         half = case.config["L"] // 2
         model.eval()
@@ -285,11 +356,50 @@ class LanguageModelCheck(Check):
             second, _ = self.forward(f"{built}.forward on the remaining steps, given the hidden state "
                                      "that the first part returned", model, x[half:], carried)
             result["logits_halves"] = torch.cat([first, second]) if self.tensors(first, second) else first
-            if case.config["dropout"] > 0:
-                model.train()
-                with seeded(int(t["dropout_seed"])):
-                    result["logits_train"], _ = self.forward(f"{built}.forward in train mode", model, x, h)
+        result["table_grad"] = self.table_grad(built, model, x, h, t["grad_logits"])
+        if case.config["dropout"] > 0:
+            model.train()
+            with torch.no_grad(), seeded(int(t["dropout_seed"])):
+                result["logits_train"], _ = self.forward(f"{built}.forward in train mode", model, x, h)
         return result
+
+    def load_reference_state(self, built, model, case) -> None:
+        """The reference's weights into the student's model, or one line on what differs."""
+        want = set(state_of(case.tensors))
+        have = set(model.state_dict())
+        c = case.config
+        if "proj.weight" in want - have:
+            raise CheckFailure(f"{built} has no proj.weight: with nhid={c['nhid']} != ninp={c['ninp']} the "
+                               "tied decoder reads ninp features, so project the core's output first, "
+                               "self.proj = nn.Linear(nhid, ninp, bias=False)")
+        if "proj.weight" in have - want:
+            raise CheckFailure(f"{built} has a proj.weight, but nhid == ninp = {c['ninp']}: the output already "
+                               "fits the table, so use self.proj = nn.Identity() (no parameters)")
+        if "proj.bias" in have:
+            raise CheckFailure(f"{built} has a proj.bias: the projection has no bias, "
+                               "nn.Linear(nhid, ninp, bias=False); the decoder's bias is the only one")
+        try:
+            model.load_state_dict(state_of(case.tensors))
+        except Exception as error:  # noqa: BLE001
+            first_line = str(error).strip().splitlines()[-1].strip()
+            raise CheckFailure(f"{built}.load_state_dict(the reference's state_dict()) failed: {first_line}. "
+                               "Keep the submodules __init__ creates (encoder, rnn, drop), and add proj "
+                               "and decoder") from None
+
+    def table_grad(self, built, model, x, hidden, grad_logits):
+        """d(sum(logits * grad_logits))/d(encoder.weight) in eval mode: a tied table gathers the
+        embedding's and the decoder's gradients; an untied one only the embedding's."""
+        encoder = getattr(model, "encoder", None)
+        if not isinstance(getattr(encoder, "weight", None), torch.Tensor):
+            return None
+        model.zero_grad(set_to_none=True)
+        logits, _ = self.forward(f"{built}.forward", model, x, hidden)
+        if not isinstance(logits, torch.Tensor) or logits.shape != grad_logits.shape or not logits.requires_grad:
+            return None
+        logits.backward(grad_logits)
+        grad = encoder.weight.grad
+        model.zero_grad(set_to_none=True)
+        return None if grad is None else grad.detach().clone()
 
     @staticmethod
     def tensors(*values) -> bool:
@@ -300,17 +410,27 @@ class LanguageModelCheck(Check):
 
     def run_reference(self, case):
         model, t = reference_model(case.config, state_of(case.tensors)), case.tensors
-        expected = {"init_hidden": model.init_hidden(case.config["N"])}
+        x, h = t["input"], hidden_of(case)
+        expected = {"init_hidden": model.init_hidden(case.config["N"]), "parameter_count": parameter_count(model)}
         model.eval()
         with torch.no_grad():
-            expected["logits"], expected["hidden"] = model(t["input"], hidden_of(case))
-            if case.config["dropout"] > 0:
-                model.train()
-                with seeded(int(t["dropout_seed"])):
-                    expected["logits_train"], _ = model(t["input"], hidden_of(case))
+            expected["logits"], expected["hidden"] = model(x, h)
+        logits, _ = model(x, h)
+        logits.backward(t["grad_logits"])
+        expected["table_grad"] = model.encoder.weight.grad.detach().clone()
+        if case.config["dropout"] > 0:
+            model.train()
+            with torch.no_grad(), seeded(int(t["dropout_seed"])):
+                expected["logits_train"], _ = model(x, h)
         return expected
 
     def compare(self, case, expected, actual):
+        if not actual["tied"]:
+            return ["decoder.weight is not encoder.weight: tie them, self.decoder.weight = self.encoder.weight, "
+                    "so that one (ntoken, ninp) table serves both (copying the values is not tying)"]
+        if actual["parameter_count"] != expected["parameter_count"]:
+            return [f"your model has {actual['parameter_count']} parameters, expected "
+                    f"{expected['parameter_count']}: the embedding's table is shared, the projection has no bias"]
         problems = self.compare_state(case, "init_hidden(N)", expected["init_hidden"], actual["init_hidden"])
         logits = ("t", "n", "v"), "(L, N, ntoken): one raw score per word of the vocabulary"
         problems += compare_tensor("logits", expected["logits"], actual["logits"], dims=logits[0],
@@ -322,6 +442,10 @@ class LanguageModelCheck(Check):
         problems = compare_tensor("logits of the sequence fed in two parts, the hidden state carried between them",
                                   expected["logits"], actual["logits_halves"], dims=logits[0], layout=logits[1],
                                   rtol=self.rtol, atol=self.atol)
+        problems += compare_tensor("the gradient of encoder.weight, the shared table (eval mode)",
+                                   expected["table_grad"], actual["table_grad"], dims=("word", "j"),
+                                   layout="(ntoken, ninp): the embedding's and the decoder's uses summed",
+                                   rtol=self.rtol, atol=self.atol)
         if "logits_train" in expected:
             problems += compare_tensor(f"logits in train mode (dropout={case.config['dropout']}, same random "
                                        "seed as the reference)", expected["logits_train"],
@@ -351,13 +475,14 @@ class LanguageModelCheck(Check):
                                            atol=self.atol)
         return problems
 
+    @torch.no_grad()
     def hint(self, case, actual):
         model, t = reference_model(case.config, state_of(case.tensors)), case.tensors
         x, h = t["input"], hidden_of(case)
         model.eval()
         logits, h_n = forward_variant(model, x, h)
         top = (h_n[0] if isinstance(h_n, tuple) else h_n)  # (nlayers, N, nhid)
-        decoded = model.decoder(top).detach()
+        decoded = model.decoder(model.proj(top)).detach()
         found = [("your logits are log-probabilities (log_softmax): forward returns the raw scores, and "
                   "nn.CrossEntropyLoss applies log_softmax itself", {"logits": F.log_softmax(logits, -1)}),
                  ("your logits are probabilities (softmax): forward returns the raw scores, and "
@@ -380,7 +505,10 @@ class LanguageModelCheck(Check):
                        {"logits_train": forward_variant(model, x, h, seed=seed, drop_out=False)[0]}),
                       ("in train mode only the rnn output goes through dropout: pass the embeddings through "
                        "self.drop too, before the rnn",
-                       {"logits_train": forward_variant(model, x, h, seed=seed, drop_in=False)[0]})]
+                       {"logits_train": forward_variant(model, x, h, seed=seed, drop_in=False)[0]}),
+                      ("in train mode your dropout acts on the projection's output: apply self.drop to the "
+                       "rnn's output, then project",
+                       {"logits_train": forward_variant(model, x, h, seed=seed, drop_after_proj=True)[0]})]
         return first_matching_mistake(case, expected, actual, found)
 
 
@@ -421,6 +549,14 @@ def tiny_lm(config: dict, tensors: dict | None = None) -> TinyLM:
     return model
 
 
+def training_flags(model: nn.Module) -> list[bool]:
+    """model.training at each of the model's forward calls from now on, appended as they happen:
+    an answer must evaluate (and sample) in eval mode, whether or not this model has dropout."""
+    flags: list[bool] = []
+    model.register_forward_pre_hook(lambda module, args: flags.append(module.training))
+    return flags
+
+
 def padded_losses(model, source, bptt: int, pad_id: int, *, carry=True, ignore=True):
     """(summed loss, real target tokens, all target tokens) of every window, in nats, with the check's own
     loop: pad_id targets are ignored (ignore=False counts them as words); carry=False starts every
@@ -446,7 +582,6 @@ def padded_reference(model, source, bptt: int, pad_id: int) -> float:
 class PaddedPerplexityCheck(Check):
     name = "08-language-model/padded_perplexity"
     student_name = "padded_perplexity"
-    builds_on = ("get_batch",)
     reference_name = "exp of the mean cross-entropy over the split's real target tokens"
     forbidden_functions = ("rnn_by_hand.lm.evaluate.perplexity", "rnn_by_hand.lm.evaluate.cross_entropy",
                            "rnn_by_hand.chapters.language_model.padded_losses",
@@ -458,10 +593,13 @@ class PaddedPerplexityCheck(Check):
 
     VISIBLE = [dict(rnn_type="LSTM", ntoken=30, ninp=8, nhid=10, nlayers=2, rows=23, batch=3, bptt=5, padding=9),
                dict(rnn_type="GRU", ntoken=25, ninp=6, nhid=8, nlayers=1, rows=18, batch=2, bptt=4, padding=5),
-               dict(rnn_type="GRU", ntoken=20, ninp=5, nhid=7, nlayers=1, rows=15, batch=4, bptt=6, padding=0)]
+               # rows - 1 a multiple of bptt: the windows tile the source, and a loop that runs one
+               # window too far or stops one short shows
+               dict(rnn_type="GRU", ntoken=20, ninp=5, nhid=7, nlayers=1, rows=13, batch=4, bptt=6, padding=0)]
     HIDDEN = [dict(rnn_type="LSTM", ntoken=40, ninp=10, nhid=12, nlayers=1, rows=30, batch=4, bptt=7, padding=11),
               dict(rnn_type="GRU", ntoken=35, ninp=7, nhid=9, nlayers=2, rows=20, batch=3, bptt=3, padding=4),
-              dict(rnn_type="LSTM", ntoken=28, ninp=6, nhid=6, nlayers=1, rows=17, batch=5, bptt=5, padding=7)]
+              dict(rnn_type="LSTM", ntoken=28, ninp=6, nhid=6, nlayers=1, rows=17, batch=5, bptt=5, padding=7),
+              dict(rnn_type="GRU", ntoken=22, ninp=5, nhid=6, nlayers=1, rows=21, batch=3, bptt=5, padding=6)]
 
     def make_tensors(self, config):
         """The model, and a source as batchify_padded makes it: the last column's last `padding`
@@ -480,8 +618,7 @@ class PaddedPerplexityCheck(Check):
 
     def run_student(self, student, case):
         model, c = self.model(case), case.config
-        modes = []
-        model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+        modes = training_flags(model)
         value = call_student(self.student_name, student, model, case.tensors["source"], c["bptt"],
                              c["ntoken"] - 1)
         if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -621,18 +758,19 @@ class SampleTextCheck(OwnMessages, Check):
         what = f"sample_text(model, chars={c['chars']!r}, prompt={self.prompt(case)!r}, length={c['length']}, " \
                f"temperature={c['temperature']})"
         model, generator = self.model(case), self.generator(case)   # built first: init draws random numbers
+        flags = training_flags(model)
         with seeded(global_seed):
             before = torch.random.get_rng_state()
             text = call_student(what, student, model, c["chars"], self.prompt(case), c["length"],
                                 c["temperature"], generator)
             touched = not torch.equal(before, torch.random.get_rng_state())
-        return text, touched
+        return text, touched, sum(flags)
 
     def run_student(self, student, case):
-        text, touched_first = self.draw(student, case, 1)
-        again, touched_again = self.draw(student, case, 2)   # same generator seed, another global seed
+        text, touched_first, train_calls = self.draw(student, case, 1)
+        again, touched_again, _ = self.draw(student, case, 2)   # same generator seed, another global seed
         return {"text": text, "ids": self.ids(case, text), "reproducible": text == again,
-                "global_rng": touched_first or touched_again}
+                "global_rng": touched_first or touched_again, "train_mode_calls": train_calls}
 
     @staticmethod
     def ids(case, text) -> torch.Tensor | None:
@@ -675,14 +813,19 @@ class SampleTextCheck(OwnMessages, Check):
         if not actual["reproducible"]:
             return ["two calls with generators seeded alike gave different texts: draw with "
                     "torch.multinomial(..., generator=generator) so that a seed reproduces a text"]
+        if actual["train_mode_calls"]:
+            return [f"the model was in training mode for {actual['train_mode_calls']} of its forward calls: "
+                    "call model.eval() before sampling, so that a model with dropout has it off"]
         return []
 
     def hint(self, case, actual):
         text, c = actual["text"], case.config
         if not isinstance(text, str) or actual["global_rng"] is True:
             return ""
-        prompt = self.prompt(case)
-        if text.startswith(prompt) and text[len(prompt):] == self.run_reference(case)["text"]:
+        prompt, right = self.prompt(case), self.run_reference(case)["text"]
+        if text == right:
+            return ""   # the text is right: what is wrong is not in it (the mode, the generator)
+        if text.startswith(prompt) and text[len(prompt):] == right:
             return "your text starts with the prompt: return only the characters drawn after it"
 
         def sampled(**variant):
@@ -708,7 +851,7 @@ class SampleTextCheck(OwnMessages, Check):
 
 
 check_batchify_padded = BatchifyPaddedCheck()
-check_get_batch = GetBatchCheck()
+check_get_batch_first = GetBatchFirstCheck()
 check_language_model = LanguageModelCheck()
 check_padded_perplexity = PaddedPerplexityCheck()
 check_sample_text = SampleTextCheck()

@@ -4,7 +4,7 @@ Wrong answers are mutants of the solution notebook's own source, each one
 classic mistake away from a correct answer; every one must be rejected on the
 visible and on the hidden cases, with feedback that names the mistake. The
 references written in the check module (padded_columns, padded_reference,
-sample_by_hand) are tested here against independent formulations.
+sample_by_hand, batch_first_window, TiedModel) are tested here against independent formulations.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from rnn_by_hand import lm as rnnlm
 from rnn_by_hand import CHECKS, CheckFailure
 import torch.nn.functional as F
 
-from rnn_by_hand.chapters.language_model import (check_batchify_padded, check_get_batch, check_language_model,
+from rnn_by_hand.chapters.language_model import (TiedModel, batch_first_window, check_batchify_padded,
+                                                 check_get_batch_first, check_language_model,
                                                  check_padded_perplexity, check_sample_text, padded_columns,
                                                  padded_reference, sample_by_hand)
 from conftest import REPO
@@ -34,7 +35,9 @@ def solution():
 
 DROP_BOTH = ("emb = self.drop(self.encoder(input))       # (L, N, ninp)\n"
              "        output, hidden = self.rnn(emb, hidden)     # (L, N, nhid)\n"
-             "        logits = self.decoder(self.drop(output))")
+             "        projected = self.proj(self.drop(output))")
+TARGETS = "targets = source[i + 1:i + 1 + seq_len].t()"
+TIE = "self.decoder.weight = self.encoder.weight"
 WINDOW_SUM = ("total_loss += loss.item()\n            total_tokens += int((targets != pad_id).sum())  # ... and are "
               "not counted\n    return math.exp(total_loss / total_tokens)")
 PADDING = ("rows = -(-data.size(0) // batch_size)                         # ceil(T / N)\n"
@@ -58,21 +61,28 @@ MUTANTS = {
     "batchify: row-major fill": (check_batchify_padded, "batchify_padded",
                                  "return stream.view(batch_size, rows).t().contiguous()",
                                  "return stream.view(rows, batch_size)", "each column holds every batch_size-th token"),
-    "get_batch: targets not shifted": (check_get_batch, "get_batch", "source[i + 1:i + 1 + seq_len].reshape(-1)",
-                                       "source[i:i + seq_len].reshape(-1)", "your targets are the inputs"),
-    "get_batch: targets not flattened": (check_get_batch, "get_batch", "source[i + 1:i + 1 + seq_len].reshape(-1)",
-                                         "source[i + 1:i + 1 + seq_len]", "flatten them to (seq_len * batch,)"),
-    "get_batch: last window overruns": (check_get_batch, "get_batch", "seq_len = min(bptt, source.size(0) - 1 - i)",
-                                        "seq_len = bptt", "seq_len = min(bptt, rows - 1 - i)"),
-    "get_batch: targets column-major": (check_get_batch, "get_batch", "source[i + 1:i + 1 + seq_len].reshape(-1)",
-                                        "source[i + 1:i + 1 + seq_len].t().reshape(-1)", "column by column"),
+    "get_batch_first: targets not shifted": (check_get_batch_first, "get_batch_first", TARGETS,
+                                             "targets = source[i:i + seq_len].t()", "your targets are the inputs"),
+    "get_batch_first: targets not flattened": (check_get_batch_first, "get_batch_first", "targets.reshape(-1)",
+                                               "targets", "your targets are 2-D"),
+    "get_batch_first: last window overruns": (check_get_batch_first, "get_batch_first",
+                                              "seq_len = min(bptt, source.size(0) - 1 - i)", "seq_len = bptt",
+                                              "seq_len = min(bptt, rows - 1 - i)"),
+    "get_batch_first: targets in time-major order": (check_get_batch_first, "get_batch_first", TARGETS,
+                                                     "targets = source[i + 1:i + 1 + seq_len]",
+                                                     "flattened row by row, the time-major order"),
+    "get_batch_first: inputs time-major": (check_get_batch_first, "get_batch_first",
+                                           "inputs = source[i:i + seq_len].t()", "inputs = source[i:i + seq_len]",
+                                           "your inputs are (seq_len, batch), time-major"),
+    "get_batch_first: view of a transpose": (check_get_batch_first, "get_batch_first", "targets.reshape(-1)",
+                                             "targets.view(-1)", "use .reshape(-1)"),
     "model: returns log_softmax": (check_language_model, "LanguageModel", "return logits, hidden",
                                    "return F.log_softmax(logits, dim=-1), hidden", "log-probabilities (log_softmax)"),
     "model: returns softmax": (check_language_model, "LanguageModel", "return logits, hidden",
                                "return F.softmax(logits, dim=-1), hidden", "probabilities (softmax)"),
     "model: decoder on the final hidden state": (
-        check_language_model, "LanguageModel", "logits = self.decoder(self.drop(output))",
-        "logits = self.decoder(self.drop(hidden[0] if isinstance(hidden, tuple) else hidden))",
+        check_language_model, "LanguageModel", "projected = self.proj(self.drop(output))",
+        "projected = self.proj(self.drop(hidden[0] if isinstance(hidden, tuple) else hidden))",
         "the decoder applied to the final hidden state"),
     "model: hidden not passed to the rnn": (check_language_model, "LanguageModel", "self.rnn(emb, hidden)",
                                             "self.rnn(emb)", "pass the hidden argument to self.rnn"),
@@ -89,13 +99,29 @@ MUTANTS = {
                                       "has dtype torch.float32, expected torch.float64"),
     "model: no dropout at all": (check_language_model, "LanguageModel", DROP_BOTH,
                                  "emb = self.encoder(input)\n        output, hidden = self.rnn(emb, hidden)\n"
-                                 "        logits = self.decoder(output)", "those with dropout off"),
+                                 "        projected = self.proj(output)", "those with dropout off"),
     "model: dropout on the embeddings only": (check_language_model, "LanguageModel",
-                                              "logits = self.decoder(self.drop(output))",
-                                              "logits = self.decoder(output)", "only the embeddings go through dropout"),
+                                              "projected = self.proj(self.drop(output))",
+                                              "projected = self.proj(output)", "only the embeddings go through dropout"),
     "model: dropout on the output only": (check_language_model, "LanguageModel",
                                           "emb = self.drop(self.encoder(input))", "emb = self.encoder(input)",
                                           "only the rnn output goes through dropout"),
+    "model: dropout after the projection": (check_language_model, "LanguageModel",
+                                            "projected = self.proj(self.drop(output))",
+                                            "projected = self.drop(self.proj(output))",
+                                            "your dropout acts on the projection's output"),
+    "model: not tied": (check_language_model, "LanguageModel", TIE, "pass", "decoder.weight is not encoder.weight"),
+    "model: tied by copying the values": (check_language_model, "LanguageModel", TIE,
+                                          "self.decoder.weight.data.copy_(self.encoder.weight.data)",
+                                          "decoder.weight is not encoder.weight"),
+    "model: a projection with a bias": (check_language_model, "LanguageModel", "nn.Linear(nhid, ninp, bias=False)",
+                                        "nn.Linear(nhid, ninp)", "the projection has no bias"),
+    "model: a projection even when nhid == ninp": (check_language_model, "LanguageModel",
+                                                   "if nhid != ninp else nn.Identity()",
+                                                   "if True else nn.Identity()", "use self.proj = nn.Identity()"),
+    "model: no projection": (check_language_model, "LanguageModel",
+                             "nn.Linear(nhid, ninp, bias=False) if nhid != ninp else nn.Identity()",
+                             "nn.Identity()", "has no proj.weight"),
     "perplexity: pads counted": (check_padded_perplexity, "padded_perplexity",
                                  "total_tokens += int((targets != pad_id).sum())",
                                  "total_tokens += targets.numel()", "divides by every target, pads included"),
@@ -120,6 +146,12 @@ MUTANTS = {
                                        "logits, _ = model(inputs, hidden)", "zero hidden state"),
     "perplexity: model.eval() forgotten": (check_padded_perplexity, "padded_perplexity", "model.eval()", "pass",
                                            "call model.eval() before evaluating"),
+    "perplexity: one window too many": (check_padded_perplexity, "padded_perplexity",
+                                        "range(0, source.size(0) - 1, bptt)", "range(0, source.size(0), bptt)",
+                                        None),
+    "perplexity: one window too few": (check_padded_perplexity, "padded_perplexity",
+                                       "range(0, source.size(0) - 1, bptt)", "range(0, source.size(0) - 1 - bptt, bptt)",
+                                       None),
     "perplexity: returns the cross-entropy": (check_padded_perplexity, "padded_perplexity",
                                               "return math.exp(total_loss / total_tokens)",
                                               "return total_loss / total_tokens", "the mean cross-entropy itself"),
@@ -147,6 +179,8 @@ MUTANTS = {
                                             "the argmax at every step"),
     "sample: prompt included": (check_sample_text, "sample_text", 'return "".join(out)',
                                 'return prompt + "".join(out)', "starts with the prompt"),
+    "sample: model.eval() forgotten": (check_sample_text, "sample_text", "    model.eval()\n", "",
+                                       "call model.eval() before sampling"),
 }
 
 
@@ -154,16 +188,30 @@ test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
 
 # For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
 # the work to the book's own package: (answer cell it follows, source, exercises it loses).
-LIBRARY_ANSWER = ("get_batch", "from rnn_by_hand.lm.data import get_batch", ["get_batch"])
+LIBRARY_ANSWER = ("get_batch_first",
+                  "from rnn_by_hand.lm.data import get_batch\n\n"
+                  "def get_batch_first(source, i, bptt):\n"
+                  "    inputs, targets = get_batch(source, i, bptt)\n"
+                  "    return inputs.t(), targets.view(inputs.shape).t().reshape(-1)\n",
+                  ["get_batch_first"])
 
 
 def test_registry_lists_every_chapter_eight_check():
-    assert {f"08-language-model/{n}" for n in ("batchify_padded", "get_batch", "LanguageModel", "padded_perplexity",
+    assert {f"08-language-model/{n}" for n in ("batchify_padded", "get_batch_first", "LanguageModel", "padded_perplexity",
                                                "sample_text")} <= set(CHECKS)
 
 
 class BorrowedModel(rnnlm.RNNModel):
     """A "LanguageModel" that is rnnlm's, under another name."""
+
+
+class ReferenceModel(TiedModel):
+    """A "LanguageModel" that is the check's own reference."""
+
+
+def borrowed_window(source, i, bptt):
+    inputs, targets = rnnlm.get_batch(source, i, bptt)
+    return inputs.t(), targets.view(inputs.shape).t().reshape(-1)
 
 
 def borrowed_perplexity(model, source, bptt, pad_id):
@@ -189,8 +237,10 @@ def own_padded_perplexity(model, source, bptt, pad_id):
 @pytest.mark.parametrize("check, student, called", [
     (check_batchify_padded, lambda data, n, pad: rnnlm.batchify(data, n), "rnn_by_hand.lm.data.batchify"),
     (check_batchify_padded, padded_columns, "rnn_by_hand.chapters.language_model.padded_columns"),
-    (check_get_batch, lambda source, i, bptt: rnnlm.get_batch(source, i, bptt), "rnn_by_hand.lm.data.get_batch"),
+    (check_get_batch_first, borrowed_window, "rnn_by_hand.lm.data.get_batch"),
+    (check_get_batch_first, batch_first_window, "rnn_by_hand.chapters.language_model.batch_first_window"),
     (check_language_model, BorrowedModel, "rnn_by_hand.lm.model.RNNModel.__init__"),
+    (check_language_model, ReferenceModel, "rnn_by_hand.chapters.language_model.TiedModel.__init__"),
     (check_padded_perplexity, lambda model, source, bptt, pad: rnnlm.perplexity(model, source, bptt),
      "rnn_by_hand.lm.evaluate.perplexity"),
     (check_padded_perplexity, borrowed_perplexity, "rnn_by_hand.lm.evaluate.cross_entropy"),
@@ -277,17 +327,18 @@ def test_sampling_cases_cover_temperature_zero_and_both_cores():
 
 
 def test_window_mistakes_really_differ():
-    """Every perplexity case has a short last window, so weighting mistakes change the value, and
-    every hidden case has padding."""
+    """Visible and hidden cases alike: some have a short last window (weighting mistakes change the
+    value) and one tiles the source exactly (a loop running one window too far or stopping one short
+    shows); every hidden case has padding."""
     for hidden in (False, True):
-        for case in check_padded_perplexity.make_cases(hidden=hidden):
-            rows, bptt = case.config["rows"], case.config["bptt"]
-            assert (rows - 1) % bptt != 0, case.label
+        tiles = [(c.config["rows"] - 1) % c.config["bptt"] == 0 for c in check_padded_perplexity.make_cases(hidden=hidden)]
+        assert tiles.count(True) == 1 and tiles.count(False) >= 2
         assert all(c.config["padding"] for c in check_padded_perplexity.make_cases(hidden=True))
 
 
 @pytest.mark.parametrize("check, cell, wrap, words", [
-    (check_get_batch, "get_batch", lambda f: lambda *a: None, "should return a tuple (inputs, targets), got None"),
+    (check_get_batch_first, "get_batch_first", lambda f: lambda *a: None,
+     "should return a tuple (inputs, targets), got None"),
     (check_batchify_padded, "batchify_padded", lambda f: lambda *a: f(*a).float(),
      "dtype torch.float32, expected torch.int64"),
     (check_padded_perplexity, "padded_perplexity", lambda f: lambda *a: str(f(*a)),
@@ -329,17 +380,17 @@ def test_model_with_renamed_submodules_is_told_which_names(solution):
 
 def test_failure_names_the_window_and_the_index(solution):
     def late(source, i, bptt):
-        inputs, targets = solution["get_batch"](source, i, bptt)
+        inputs, targets = solution["get_batch_first"](source, i, bptt)
         return inputs, (targets + 1 if i > 0 else targets)
     with pytest.raises(CheckFailure) as failure:
-        check_get_batch(late, quiet=True)
+        check_get_batch_first(late, quiet=True)
     message = str(failure.value)
-    assert "get_batch differs from rnn_by_hand.lm.data.get_batch on case 1 of 3" in message
+    assert "get_batch_first differs from the batch-first window expected on case 1 of 3" in message
     assert "targets (window at i=4)[k=0] is" in message
 
 
-def test_reference_really_is_rnnlm():
-    """Changing the case's weights changes the expected logits: they come from RNNModel at check time."""
+def test_reference_reads_the_case_weights():
+    """Changing the case's weights changes the expected logits: they come from TiedModel at check time."""
     case = check_language_model.make_cases()[0]
     before = check_language_model.run_reference(case)["logits"]
     case.tensors["state.decoder.bias"] = case.tensors["state.decoder.bias"] + 1
@@ -363,19 +414,19 @@ def failing_when(answer, fails):
     return mutant
 
 
-def model_without_gru(solution):
+def model_without_projection(solution):
     class Mutant(solution["LanguageModel"]):
-        def __init__(self, rnn_type, *args, **kwargs):
-            if rnn_type == "GRU":
-                raise ValueError("GRU is not done yet")
-            super().__init__(rnn_type, *args, **kwargs)
+        def __init__(self, rnn_type, ntoken, ninp, nhid, *args, **kwargs):
+            if nhid != ninp:
+                raise ValueError("the projection is not done yet")
+            super().__init__(rnn_type, ntoken, ninp, nhid, *args, **kwargs)
     return Mutant
 
 
 @pytest.mark.parametrize("check, make, share", [
     (check_batchify_padded, lambda s: failing_when(s["batchify_padded"], lambda data, n, pad: data.numel() % n == 0),
      "1 of 2 parts pass (remainder padded)"),
-    (check_language_model, model_without_gru, "2 of 3 parts pass (LSTM, RNN_TANH and RNN_RELU)"),
+    (check_language_model, model_without_projection, "1 of 2 parts pass (nhid == ninp, tied directly)"),
     (check_padded_perplexity, lambda s: failing_when(s["padded_perplexity"],
                                                      lambda model, source, bptt, pad: not (source == pad).any()),
      "1 of 2 parts pass (padded source)"),
@@ -385,3 +436,45 @@ def test_an_answer_missing_one_part_earns_the_others(solution, check, make, shar
     with pytest.raises(CheckFailure) as failure:
         check(make(solution), quiet=True)
     assert str(failure.value).splitlines()[-1].startswith(f"Partial credit: {share}")
+
+
+def test_batch_first_window_gives_a_batch_first_model_the_time_major_loss():
+    """The same GRU read batch-first on batch_first_window's window and time-major on get_batch's has
+    the same per-token losses, in the same order once the time-major ones are transposed."""
+    torch.manual_seed(0)
+    embedding, head = torch.nn.Embedding(30, 4), torch.nn.Linear(5, 30)
+    time_major = torch.nn.GRU(4, 5)
+    batch_first = torch.nn.GRU(4, 5, batch_first=True)
+    batch_first.load_state_dict(time_major.state_dict())
+    source = torch.randint(0, 30, (12, 3))                                       # (rows, N)
+    for i in range(0, 11, 4):
+        x, y = rnnlm.get_batch(source, i, 4)                                     # (S, N), (S * N,)
+        xb, yb = batch_first_window(source, i, 4)                                # (N, S), (N * S,)
+        assert xb.shape == (3, x.size(0)) and torch.equal(xb, x.t())
+        logits = head(time_major(embedding(x))[0])                               # (S, N, V)
+        logits_b = head(batch_first(embedding(xb))[0])                           # (N, S, V)
+        losses = F.cross_entropy(logits.reshape(-1, 30), y, reduction="none").view(x.shape)
+        losses_b = F.cross_entropy(logits_b.reshape(-1, 30), yb, reduction="none").view(xb.shape)
+        assert torch.allclose(losses.t(), losses_b, atol=1e-6)
+
+
+def test_tied_model_is_rnnmodel_tied_when_the_widths_agree_and_a_formula_when_not():
+    """nhid == ninp: TiedModel is RNNModel(tie_weights=True). nhid != ninp: its logits are
+    (proj @ h_t) . E[w] + b for the embedding table E, and the table's gradient gathers both uses."""
+    torch.manual_seed(0)
+    ours, chapter = TiedModel("LSTM", 17, 6, 6, 2, 0.0), rnnlm.RNNModel("LSTM", 17, 6, 6, 2, 0.0, tie_weights=True)
+    chapter.load_state_dict(ours.state_dict())
+    x = torch.randint(0, 17, (5, 3))                                               # (L, N)
+    assert torch.allclose(ours(x, ours.init_hidden(3))[0], chapter(x, chapter.init_hidden(3))[0])
+    assert ours.decoder.weight is ours.encoder.weight
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in chapter.parameters())
+    model = TiedModel("GRU", 17, 4, 7, 1, 0.0).eval()
+    table, proj, bias = model.encoder.weight, model.proj.weight, model.decoder.bias   # (V, 4), (4, 7), (V,)
+    h = model.rnn(table[x])[0]                                                     # (L, N, 7)
+    logits = model(x, model.init_hidden(3))[0]
+    assert torch.allclose(logits, h @ proj.t() @ table.t() + bias, atol=1e-6)
+    logits.sum().backward()
+    decoder_use = (h @ proj.t()).reshape(-1, 4).sum(0).expand(17, 4)               # d(sum)/dE from the decoder
+    assert not torch.allclose(table.grad, decoder_use) and not torch.allclose(table.grad, table.grad * 0)
+    untied_grad = torch.autograd.grad(model.decoder(model.proj(h.detach())).sum(), table)[0]
+    assert torch.allclose(untied_grad, decoder_use, atol=1e-5)
