@@ -5,9 +5,9 @@ The public API, which internal reorganisation never changes:
 
     import rnn_by_hand
     rnn_by_hand.require("<release>")           # first cell of every exercise notebook
-    from rnn_by_hand.checks import check_rnn_step
-    check_rnn_step(rnn_step)                   # visible cases: "OK" or a CheckFailure
-    check_rnn_step(rnn_step, hidden=True)      # other configurations, in hidden tests
+    from rnn_by_hand.checks import check_stacked_rnn_step
+    check_stacked_rnn_step(stacked_rnn_step)   # visible cases: "OK" or a CheckFailure
+    check_stacked_rnn_step(stacked_rnn_step, hidden=True)  # other configurations, in hidden tests
 
     rnn-by-hand release | validate | grade     # the instructor's command (python -m rnn_by_hand)
     rnn_by_hand.lm                             # the language model of chapter 8

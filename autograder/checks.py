@@ -1,6 +1,6 @@
 """Every check a notebook's test cell may call: the public import path of the course.
 
-    from rnn_by_hand.checks import check_rnn_step
+    from rnn_by_hand.checks import check_stacked_rnn_step
     from rnn_by_hand.checks import check_all      # the summary cell at the end
 
 Test cells import from here and nowhere else, so the chapters' modules can move and

@@ -85,7 +85,7 @@ def step_layout(batched: bool) -> tuple[tuple[str, ...], str]:
 
 
 class CellStep:
-    """Mixin for a check of one step of an nn.*Cell (rnn_step, peephole_lstm_step, ...).
+    """Mixin for a check of one step of an nn.*Cell (peephole_lstm_step, ...).
 
     A case is x_t and the previous state, drawn in the configuration's layout (N, H_in) or
     (H_in,), and the weights of a freshly initialised `reference(config)` cell; the

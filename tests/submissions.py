@@ -64,15 +64,19 @@ def duplicated(nb: dict, grade_id: str) -> dict:
 
 
 RNN_BY_NN = '''
-def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh",
-                batch_first=False):
+def rnn_forward_padded(input, lengths, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+                       nonlinearity="tanh", batch_first=False):
     rnn = nn.RNN(weight_ih.shape[1], weight_ih.shape[0], nonlinearity=nonlinearity,
                  bias=bias_ih is not None, batch_first=batch_first, dtype=input.dtype)
     with torch.no_grad():
         rnn.weight_ih_l0.copy_(weight_ih); rnn.weight_hh_l0.copy_(weight_hh)
         if bias_ih is not None:
             rnn.bias_ih_l0.copy_(bias_ih); rnn.bias_hh_l0.copy_(bias_hh)
-    return rnn(input, h_0)
+    packed = nn.utils.rnn.pack_padded_sequence(input, lengths, batch_first=batch_first,
+                                               enforce_sorted=False)
+    output, h_n = rnn(packed, h_0)
+    L = input.shape[1 if batch_first else 0]
+    return nn.utils.rnn.pad_packed_sequence(output, batch_first=batch_first, total_length=L)[0], h_n
 '''
 
 

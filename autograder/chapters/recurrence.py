@@ -1,13 +1,16 @@
 """Checks for chapter 1, the recurrence by hand.
 
-    rnn_step(x_t, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity)  vs nn.RNNCell
-    rnn_forward(input, h_0, weight_ih, ..., nonlinearity, batch_first)           vs nn.RNN
-    JordanRNN(input_size, hidden_size, output_size, ...)                         vs JordanNet
+    stacked_rnn_step(x_t, h_prev, rnn)                                     vs nn.RNN on one time step
+    rnn_forward_padded(input, lengths, h_0, weight_ih, ..., batch_first)   vs nn.RNN with packing
+    JordanRNN(input_size, hidden_size, output_size, ...)                   vs JordanNet
 
-Each case builds the torch.nn module afresh from a seed, in float64, and hands
-its weights to the student's code; the reference output comes from the module. The
-Jordan network, which feeds back its output instead of its hidden state, has no torch.nn
-module: JordanNet is ours, and the chapter's tests check it against nn.RNN and nn.RNNCell.
+The chapter's MyRNN runs each layer over the whole sequence, every sequence of a batch to the
+same length; the exercises ask for its neighbours: one time step through every layer (the
+order a streaming or generating model needs), and a batch whose sequences end at their own
+lengths. Each case builds the torch.nn module afresh from a seed, in float64, and hands its
+weights to the student's code; the reference output comes from the module. The Jordan
+network, which feeds back its output instead of its hidden state, has no torch.nn module:
+JordanNet is ours, and the chapter's tests check it against nn.RNN and nn.RNNCell.
 """
 from __future__ import annotations
 
@@ -17,142 +20,216 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
 from ..checking import Check, CheckFailure, call_student, describe_config, state_of, unpack_pair, with_state
-from ..checking.compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from ..checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
 from ..checking.credit import one_feature_each
-from ..common import (DTYPE, RNN_KERNELS, WEIGHTS, CellStep, compare_outputs, layer_tensors, load_weights,
-                      make_sequence, recurrence)
+from ..common import (DTYPE, RNN_KERNELS, WEIGHTS, compare_outputs, layer_tensors, load_weights, make_sequence,
+                      recurrence)
 
 ASSIGNMENT = "01-recurrence"
 
-# -- classic mistakes, computed by our own code, only to name them in a hint --------
+# -- stacked_rnn_step ------------------------------------------------------------------
 
-def mistakes(config: dict, x, h_0, w) -> list[tuple[str, dict]]:
-    """(description, outputs) for each classic mistake, in the case's layout."""
-    batched, batch_first = config.get("batched", True), config.get("batch_first", False)
-    H, act = config["hidden_size"], config["nonlinearity"]
-    x_tm = x.unsqueeze(1) if not batched else (x.transpose(0, 1) if batch_first else x)
-    N = x_tm.shape[1]
-    h = h_0[0] if h_0 is not None else torch.zeros(H, dtype=DTYPE)
-    h = h.reshape(-1, H).expand(N, H) if batched else h.reshape(1, H)
-
-    def layout(states, h_prev=None):  # states (L, N, H) -> {"output", "h_n"}
-        out = states.transpose(0, 1) if batch_first else states
-        out = out[:, 0] if not batched else out
-        return {"output": out, "h_n": (out[-1] if not batch_first else out[:, -1]).unsqueeze(0)}
-
-    other = "relu" if act == "tanh" else "tanh"
-    found = [(f"your result matches nonlinearity='{other}', but this case asks for '{act}'",
-              layout(recurrence(x_tm, h, w, other))),
-             ("your result matches leaving out bias_hh: nn.RNN adds both bias_ih and bias_hh",
-              layout(recurrence(x_tm, h, w, act, use_bias_hh=False))),
-             ("your result matches leaving out bias_ih: nn.RNN adds both bias_ih and bias_hh",
-              layout(recurrence(x_tm, h, w, act, use_bias_ih=False)))]
-    states = recurrence(x_tm, h, w, act)
-    before = torch.cat([h.unsqueeze(0), states[:-1]])  # h_{t-1} instead of h_t
-    found.append(("output[t] should be the state after reading x_t (h_t), not the one before it",
-                  {"output": layout(before)["output"]}))
-    found.append(("h_n should be the state after the last time step, not the first",
-                  {"h_n": layout(states[:1])["h_n"]}))
-    if batched and batch_first and h_0 is None:
-        # Reading (N, L, H_in) as if it were (L, N, H_in): steps over the batch instead of time.
-        as_time_major = recurrence(x, torch.zeros(x.shape[1], H, dtype=DTYPE), w, act)
-        found.append(("with batch_first=True the input is (N, L, H_in): your result matches "
-                      "stepping over dimension 0 as if it were time", {"output": as_time_major}))
-    return found
+def rnn_module(config: dict) -> nn.RNN:
+    """The case's nn.RNN in float64: building it draws the case's weights."""
+    return nn.RNN(config["input_size"], config["hidden_size"], num_layers=config.get("num_layers", 1),
+                  nonlinearity=config["nonlinearity"], bias=config.get("bias", True),
+                  batch_first=config.get("batch_first", False), dtype=DTYPE)
 
 
-# -- rnn_step ----------------------------------------------------------------------
+def other_nonlinearity(nonlinearity: str) -> str:
+    return "relu" if nonlinearity == "tanh" else "tanh"
 
-class RnnStepCheck(CellStep, Check):
-    name = "01-recurrence/rnn_step"
-    forbidden_functions = ("rnn_by_hand.common.recurrence",)
-    student_name = "rnn_step"
-    reference_name = "torch.nn.RNNCell"
+
+def stack_step(x_t, h_prev, state: dict, num_layers: int, nonlinearity: str, mistake: str = ""):
+    """One time step through every layer of a stack: x_t (N, H_in), h_prev (num_layers, N, H)
+    -> the new states (num_layers, N, H). Layer k reads the new state of layer k - 1.
+    `mistake` names a classic error, only to recognise it in a hint."""
+    act = other_nonlinearity(nonlinearity) if mistake == "other nonlinearity" else nonlinearity
+    below, states = x_t, []
+    for k in range(num_layers):
+        layer = 0 if mistake == "layer 0's weights" else k
+        w = {name: state.get(f"{name}_l{layer}") for name in WEIGHTS}
+        h = h_prev[0] if mistake == "every layer from h_prev[0]" else h_prev[k]
+        new = recurrence(below.unsqueeze(0), h, w, act, use_bias_ih=mistake != "missing bias_ih",
+                         use_bias_hh=mistake != "missing bias_hh")[0]          # (N, H)
+        states.append(new)
+        below = h_prev[k] if mistake == "the previous step's state below" else new
+    return torch.stack(states)
+
+
+BIAS_MISTAKES = {"missing bias_hh": "leaving out bias_hh: nn.RNN adds both bias_ih and bias_hh",
+                 "missing bias_ih": "leaving out bias_ih: nn.RNN adds both bias_ih and bias_hh"}
+
+
+class StackedRnnStepCheck(Check):
+    name = "01-recurrence/stacked_rnn_step"
+    forbidden_functions = ("rnn_by_hand.common.recurrence", "rnn_by_hand.chapters.recurrence.stack_step")
+    student_name = "stacked_rnn_step"
+    reference_name = "torch.nn.RNN run for one step"
     forbidden = RNN_KERNELS
 
-    # One feature per case beyond a batched tanh step with biases, so that each is earned alone.
-    VISIBLE = [dict(N=3, input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=True),
-               dict(N=2, input_size=3, hidden_size=6, nonlinearity="relu", bias=True, batched=True),
-               dict(input_size=4, hidden_size=5, nonlinearity="tanh", bias=True, batched=False),
-               dict(N=3, input_size=2, hidden_size=4, nonlinearity="tanh", bias=False, batched=True)]
-    HIDDEN = [dict(N=5, input_size=7, hidden_size=8, nonlinearity="relu", bias=True, batched=True),
-              dict(N=1, input_size=2, hidden_size=3, nonlinearity="tanh", bias=True, batched=True),
-              dict(N=4, input_size=5, hidden_size=6, nonlinearity="tanh", bias=False, batched=True),
-              dict(input_size=6, hidden_size=4, nonlinearity="tanh", bias=True, batched=False)]
+    # Every case has several layers: that is the exercise. One more feature per case beyond a
+    # batched tanh stack with biases, so that each is earned alone.
+    VISIBLE = [dict(N=3, input_size=4, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True, batched=True),
+               dict(N=2, input_size=3, hidden_size=6, num_layers=3, nonlinearity="relu", bias=True, batched=True),
+               dict(input_size=4, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True, batched=False),
+               dict(N=3, input_size=2, hidden_size=4, num_layers=2, nonlinearity="tanh", bias=False, batched=True)]
+    HIDDEN = [dict(N=5, input_size=7, hidden_size=8, num_layers=2, nonlinearity="relu", bias=True, batched=True),
+              dict(N=1, input_size=2, hidden_size=3, num_layers=4, nonlinearity="tanh", bias=True, batched=True),
+              dict(N=4, input_size=5, hidden_size=6, num_layers=3, nonlinearity="tanh", bias=False, batched=True),
+              dict(input_size=6, hidden_size=4, num_layers=3, nonlinearity="tanh", bias=True, batched=False),
+              dict(N=2, input_size=5, hidden_size=5, num_layers=2, nonlinearity="tanh", bias=True, batched=True)]
     PARTS = one_feature_each({"relu": lambda config: config["nonlinearity"] == "relu",
                               "unbatched input": lambda config: not config["batched"],
                               "without bias": lambda config: not config["bias"]}, combined=None)
 
-    @staticmethod
-    def reference(config) -> nn.RNNCell:
-        return nn.RNNCell(config["input_size"], config["hidden_size"], bias=config["bias"],
-                          nonlinearity=config["nonlinearity"], dtype=DTYPE)
+    def make_tensors(self, config):
+        rnn = rnn_module(config)  # drawn first: its initialisation sets the weights
+        lead = (config["N"],) if config["batched"] else ()
+        return {"x_t": torch.randn(*lead, config["input_size"], dtype=DTYPE),                        # (N, H_in)
+                "h_prev": torch.randn(config["num_layers"], *lead, config["hidden_size"], dtype=DTYPE)  # (layers, N, H)
+                } | with_state(rnn)
+
+    def module(self, case) -> nn.RNN:
+        rnn = rnn_module(case.config)
+        rnn.load_state_dict(state_of(case.tensors))
+        return rnn
 
     def run_student(self, student, case):
         t = case.tensors
-        h_t = call_student(self.student_name, student, t["x_t"], t["h_prev"], t["weight_ih"],
-                           t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"),
-                           nonlinearity=case.config["nonlinearity"])
-        return {"h_t": h_t}
+        return {"h_t": call_student(self.student_name, student, t["x_t"], t["h_prev"], self.module(case))}
+
+    def run_reference(self, case):
+        t = case.tensors
+        with torch.no_grad():
+            _, h_n = self.module(case)(t["x_t"].unsqueeze(0), t["h_prev"])   # a sequence of one step
+        return {"h_t": h_n}
+
+    def compare(self, case, expected, actual):
+        if case.config["batched"]:
+            dims, layout = ("layer", "n", "h"), "(num_layers, N, H): every layer's new state, as nn.RNN's h_n"
+        else:
+            dims, layout = ("layer", "h"), "(num_layers, H) for an unbatched x_t"
+        return compare_tensor("h_t", expected["h_t"], actual["h_t"], dims=dims, layout=layout,
+                              rtol=self.rtol, atol=self.atol)
 
     def hint(self, case, actual):
-        t, config = case.tensors, dict(case.config, L=1)
-        w = {k: t.get(k) for k in WEIGHTS}
-        x = t["x_t"].unsqueeze(0)  # (1, [N,] H_in): one time step
-        h_0 = t["h_prev"].unsqueeze(0)
-        found = [(text, {"h_t": out["output"][0]}) for text, out in mistakes(config, x, h_0, w)
-                 if "output" in out and "state after reading" not in text]
+        t, c = case.tensors, case.config
+        got = actual["h_t"]
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(t["h_prev"].shape[1:]):
+            return ("you return one layer's state: return every layer's new state, stacked as "
+                    "(num_layers, N, H) like nn.RNN's h_n, the top layer last")
+        batched = c["batched"]
+        x_t = t["x_t"] if batched else t["x_t"].unsqueeze(0)             # (N, H_in)
+        h_prev = t["h_prev"] if batched else t["h_prev"].unsqueeze(1)    # (num_layers, N, H)
+
+        def variant(mistake):
+            out = stack_step(x_t, h_prev, state_of(t), c["num_layers"], c["nonlinearity"], mistake)
+            return {"h_t": out if batched else out.squeeze(1)}
+        texts = {"the previous step's state below": "layer k > 0 reads the new state of layer k - 1, computed "
+                                                    "at this step; your result matches it reading h_prev[k - 1], "
+                                                    "the state from the step before",
+                 "every layer from h_prev[0]": "your result matches starting every layer from h_prev[0]: "
+                                               "layer k continues from its own previous state, h_prev[k]",
+                 "other nonlinearity": f"your result matches nonlinearity='{other_nonlinearity(c['nonlinearity'])}'"
+                                       f", but this rnn has '{c['nonlinearity']}': read rnn.nonlinearity"}
+        if c["bias"]:
+            texts |= {m: f"your result matches {text}" for m, text in BIAS_MISTAKES.items()}
+        if c["input_size"] == c["hidden_size"]:
+            texts["layer 0's weights"] = ("your result matches layer 0's weights in every layer: layer k has "
+                                          "its own weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k} and bias_hh_l{k}")
+        found = [(text, variant(mistake)) for mistake, text in texts.items()]
         return first_matching_mistake(case, self.run_reference(case), actual, found)
 
+    def error_hint(self, case, message):
+        if "cannot be multiplied" in message and case.config["input_size"] != case.config["hidden_size"]:
+            return ("layer 0 reads x_t (H_in features), every later layer the new state of the one below "
+                    "(H features): weight_ih_l0 is (H, H_in), weight_ih_l{k} for k > 0 is (H, H)")
+        return ""
 
-# -- rnn_forward -------------------------------------------------------------------
 
-class RnnForwardCheck(Check):
-    name = "01-recurrence/rnn_forward"
-    forbidden_functions = ("rnn_by_hand.common.recurrence",)
-    student_name = "rnn_forward"
-    builds_on = ("rnn_step",)
-    reference_name = "torch.nn.RNN"
+# -- rnn_forward_padded ------------------------------------------------------------------
+
+def padded_run(x, lengths, h, w, nonlinearity, mistake=""):
+    """One layer over a time-major padded batch, each sequence n stopping after lengths[n] steps:
+    x (L, N, H_in), h (N, H) -> output (L, N, H), zero past each sequence's end, and h_n (N, H),
+    each sequence's state after its own last step. A state at a real step depends only on the
+    steps before it, so the whole run masked afterwards is the run that stops. `mistake` names a
+    classic error, only to recognise it in a hint (past_end_hint names those of the output)."""
+    act = other_nonlinearity(nonlinearity) if mistake == "other nonlinearity" else nonlinearity
+    states = recurrence(x, h, w, act, use_bias_ih=mistake != "missing bias_ih",
+                        use_bias_hh=mistake != "missing bias_hh")            # (L, N, H), padding too
+    L, N = x.shape[:2]
+    real = (torch.arange(L).unsqueeze(1) < lengths).unsqueeze(-1)           # (L, N, 1)
+    last = {"h_n after L steps": torch.full_like(lengths, L),
+            "h_n one step late": (lengths + 1).clamp(max=L)}.get(mistake, lengths) - 1
+    h_n = states[last, torch.arange(N)]                                      # (N, H)
+    return states * real, h_n
+
+
+PAST_END = {"goes on": "past each sequence's end your output goes on with the padding: output[t, n] is 0 "
+                       "for t >= lengths[n], as pad_packed_sequence gives it",
+            "carried": "past each sequence's end your output repeats its last state: there output is 0, "
+                       "as pad_packed_sequence gives it (h_n keeps the last state)"}
+PADDED_MISTAKES = {
+    "h_n after L steps": "your h_n is every sequence's state after all L steps, padding included: h_n[0, n] "
+                         "is the state after the sequence's own last step, t = lengths[n] - 1",
+    "h_n one step late": "your h_n has read one padding step: sequence n's last real step is t = lengths[n] - 1",
+}
+
+
+class RnnForwardPaddedCheck(Check):
+    name = "01-recurrence/rnn_forward_padded"
+    forbidden_functions = ("rnn_by_hand.common.recurrence", "rnn_by_hand.chapters.recurrence.padded_run")
+    student_name = "rnn_forward_padded"
+    reference_name = "torch.nn.RNN with packing"
     forbidden = RNN_KERNELS
 
-    # One feature per case (relu, rnn_step's, in the plain cases only), then the two layouts
-    # without h_0: there h_0 = zeros must take the batch size from the right dimension.
-    VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, nonlinearity="tanh", batch_first=False, h_0=True),
-               dict(L=3, N=4, input_size=2, hidden_size=5, nonlinearity="relu", batch_first=False, h_0=True),
-               dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=True),
-               dict(L=6, input_size=4, hidden_size=5, nonlinearity="tanh", batched=False, h_0=True),
-               dict(L=5, N=3, input_size=2, hidden_size=4, nonlinearity="tanh", batch_first=False, h_0=False),
-               dict(L=4, N=3, input_size=2, hidden_size=3, nonlinearity="tanh", bias=False, h_0=True),
-               dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=False),
-               dict(L=3, input_size=2, hidden_size=4, nonlinearity="tanh", batched=False, h_0=False)]
-    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, nonlinearity="tanh", batch_first=False, h_0=False),
-              dict(L=3, N=5, input_size=2, hidden_size=7, nonlinearity="tanh", batch_first=True, h_0=True),
-              dict(L=1, input_size=3, hidden_size=4, nonlinearity="tanh", batched=False, h_0=True),
-              dict(L=6, N=2, input_size=3, hidden_size=4, nonlinearity="tanh", bias=False, h_0=True),
-              dict(L=5, N=2, input_size=4, hidden_size=4, nonlinearity="relu", batch_first=False, h_0=True),
-              dict(L=8, N=1, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=False),
-              dict(L=2, input_size=3, hidden_size=2, nonlinearity="tanh", batched=False, h_0=False)]
-    PARTS = one_feature_each({"batch_first": lambda config: config.get("batched", True)
-                              and config.get("batch_first", False),
-                              "unbatched input": lambda config: not config.get("batched", True),
+    # Every case is a padded batch of sequences of different lengths; one feature per case beyond
+    # time-major tanh with h_0 and biases, then batch_first without h_0, where h_0 = zeros must
+    # take the batch size from the right dimension. Some batches are longer than their longest
+    # sequence (pad_packed_sequence(total_length=L) pads those steps too).
+    VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=6, nonlinearity="tanh", batch_first=False, h_0=True,
+                    lengths=(5, 2, 4)),
+               dict(L=5, N=4, input_size=2, hidden_size=5, nonlinearity="relu", batch_first=False, h_0=True,
+                    lengths=(1, 4, 3, 2)),
+               dict(L=4, N=2, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=True,
+                    lengths=(3, 4)),
+               dict(L=5, N=3, input_size=2, hidden_size=4, nonlinearity="tanh", batch_first=False, h_0=False,
+                    lengths=(2, 5, 5)),
+               dict(L=4, N=3, input_size=2, hidden_size=3, nonlinearity="tanh", bias=False, h_0=True,
+                    lengths=(4, 1, 3)),
+               dict(L=6, N=2, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=True, h_0=False,
+                    lengths=(4, 2))]
+    HIDDEN = [dict(L=7, N=4, input_size=5, hidden_size=3, nonlinearity="tanh", batch_first=False, h_0=True,
+                   lengths=(7, 3, 1, 6)),
+              dict(L=3, N=5, input_size=2, hidden_size=7, nonlinearity="tanh", batch_first=True, h_0=True,
+                   lengths=(3, 3, 2, 1, 3)),
+              dict(L=6, N=2, input_size=3, hidden_size=4, nonlinearity="tanh", bias=False, h_0=True,
+                   lengths=(2, 6)),
+              dict(L=5, N=2, input_size=4, hidden_size=4, nonlinearity="relu", batch_first=False, h_0=True,
+                   lengths=(5, 3)),
+              dict(L=8, N=1, input_size=3, hidden_size=5, nonlinearity="tanh", batch_first=False, h_0=False,
+                   lengths=(6,)),
+              dict(L=4, N=3, input_size=3, hidden_size=2, nonlinearity="tanh", batch_first=True, h_0=False,
+                   lengths=(1, 4, 2))]
+    PARTS = one_feature_each({"batch_first": lambda config: config.get("batch_first", False),
                               "h_0 omitted": lambda config: not config["h_0"],
-                              "without bias": lambda config: not config.get("bias", True)})
+                              "without bias": lambda config: not config.get("bias", True),
+                              "relu": lambda config: config["nonlinearity"] == "relu"})
 
     def make_tensors(self, config):
-        rnn = self.reference(config)
+        rnn = rnn_module(config)
         x, h_0 = make_sequence(config)
-        return {"input": x} | ({"h_0": h_0} if h_0 is not None else {}) | layer_tensors(rnn, "_l0")
-
-    @staticmethod
-    def reference(config) -> nn.RNN:
-        return nn.RNN(config["input_size"], config["hidden_size"], num_layers=1,
-                      nonlinearity=config["nonlinearity"], bias=config.get("bias", True),
-                      batch_first=config.get("batch_first", False), dtype=DTYPE)
+        return ({"input": x, "lengths": torch.tensor(config["lengths"], dtype=torch.long)}
+                | ({"h_0": h_0} if h_0 is not None else {}) | layer_tensors(rnn, "_l0"))
 
     def run_student(self, student, case):
         t = case.tensors
-        result = call_student(self.student_name, student, t["input"], t.get("h_0"), t["weight_ih"],
+        result = call_student(self.student_name, student, t["input"], t["lengths"], t.get("h_0"), t["weight_ih"],
                               t["weight_hh"], t.get("bias_ih"), t.get("bias_hh"),
                               nonlinearity=case.config["nonlinearity"],
                               batch_first=case.config.get("batch_first", False))
@@ -160,27 +237,69 @@ class RnnForwardCheck(Check):
         return {"output": output, "h_n": h_n}
 
     def run_reference(self, case):
-        rnn = load_weights(self.reference(case.config), case.tensors, "_l0")
+        t, c = case.tensors, case.config
+        batch_first = c.get("batch_first", False)
+        rnn = load_weights(rnn_module(c), t, "_l0")
+        packed = pack_padded_sequence(t["input"], t["lengths"], batch_first=batch_first, enforce_sorted=False)
         with torch.no_grad():
-            output, h_n = rnn(case.tensors["input"], case.tensors.get("h_0"))
+            out, h_n = rnn(packed, t.get("h_0"))
+        output, _ = pad_packed_sequence(out, batch_first=batch_first, total_length=c["L"])
         return {"output": output, "h_n": h_n}
 
     def compare(self, case, expected, actual):
         return compare_outputs(case, expected, actual, rtol=self.rtol, atol=self.atol)
 
     def hint(self, case, actual):
-        t = case.tensors
+        t, c = case.tensors, case.config
+        batch_first = c.get("batch_first", False)
+        past_end = self.past_end_hint(case, actual)
+        if past_end:
+            return past_end
+        x = t["input"].transpose(0, 1) if batch_first else t["input"]             # (L, N, H_in)
+        h = t["h_0"][0] if "h_0" in t else torch.zeros(x.shape[1], c["hidden_size"], dtype=DTYPE)
         w = {k: t.get(k) for k in WEIGHTS}
-        found = mistakes(case.config, t["input"], t.get("h_0"), w)
+
+        def variant(mistake, keys=("output", "h_n")):
+            output, h_n = padded_run(x, t["lengths"], h, w, c["nonlinearity"], mistake)
+            result = {"output": output.transpose(0, 1) if batch_first else output, "h_n": h_n.unsqueeze(0)}
+            return {k: result[k] for k in keys}
+        texts = dict(PADDED_MISTAKES, **{"other nonlinearity": f"your result matches nonlinearity="
+                                                               f"'{other_nonlinearity(c['nonlinearity'])}', "
+                                                               f"but this case asks for '{c['nonlinearity']}'"})
+        if c.get("bias", True):
+            texts |= {m: f"your result matches {text}" for m, text in BIAS_MISTAKES.items()}
+        only = {"h_n after L steps": ("h_n",), "h_n one step late": ("h_n",)}
+        found = [(text, variant(m, only.get(m, ("output", "h_n")))) for m, text in texts.items()]
         return first_matching_mistake(case, self.run_reference(case), actual, found)
+
+    def past_end_hint(self, case, actual) -> str:
+        """The output right at every real step and not zero after an end: what is there instead."""
+        expected, got = self.run_reference(case), actual["output"]
+        want = expected["output"]
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or not got.dtype.is_floating_point:
+            return ""
+        L = case.config["L"]
+        real = torch.arange(L).unsqueeze(1) < case.tensors["lengths"]             # (L, N)
+        real = (real.t() if case.config.get("batch_first") else real).unsqueeze(-1).expand_as(want)
+        if not matches(want[real], got[real]) or matches(want[~real], got[~real]):
+            return ""
+        carried = expected["h_n"][0].unsqueeze(1 if case.config.get("batch_first") else 0).expand_as(want)
+        if matches(carried[~real], got[~real]):
+            return PAST_END["carried"]
+        return PAST_END["goes on"]
 
     def error_hint(self, case, message):
         # Stepping over dimension 0 of a batch_first input takes L for the batch size N,
-        # and h_0, (1, N, H) whatever batch_first says, no longer fits: reshape refuses it.
-        if case.config.get("batched", True) and case.config.get("batch_first") and "h_0" in case.tensors \
-                and "is invalid for input of size" in message:
+        # and h_0, (1, N, H) whatever batch_first says, no longer fits.
+        if case.config.get("batch_first") and "h_0" in case.tensors and "is invalid for input of size" in message:
             return ("with batch_first=True the input is (N, L, H_in) but h_0 is still (1, N, H): "
                     "transpose the input to (L, N, H_in) before reading L and N from it")
+        if case.config.get("batch_first") and "must match the size of tensor" in message:
+            return ("with batch_first=True the input is (N, L, H_in): transpose it to (L, N, H_in) "
+                    "before the loop, so that each step is (N, H_in) and lines up with lengths (N,)")
+        if "must be a tensor" in message or "bool value of Tensor" in message:
+            return ("lengths is a LongTensor (N,): compare it with the step index as a whole, "
+                    "t < lengths, which gives one True or False per sequence")
         return ""
 
 
@@ -275,14 +394,13 @@ class JordanRnnCheck(Check):
     name = "01-recurrence/JordanRNN"
     forbidden_functions = ("rnn_by_hand.common.recurrence", "rnn_by_hand.chapters.recurrence.jordan_recurrence")
     student_name = "JordanRNN"
-    builds_on = ("rnn_step",)
     reference_name = "the reference Jordan network"
     kind = "class"
     forbidden = RNN_KERNELS
 
     # The first case has output_size == hidden_size, where feeding back h_(t-1) runs (and is wrong).
     # One feature per case (relu in the plain cases only), then the two layouts without y_0,
-    # as for rnn_forward.
+    # where y_0 = zeros must take the batch size from the right dimension.
     VISIBLE = [dict(input_size=4, hidden_size=5, output_size=5, nonlinearity="tanh", bias=True,
                     batch_first=False, L=5, N=3, y_0=True),
                dict(input_size=3, hidden_size=6, output_size=2, nonlinearity="tanh", bias=True,
@@ -429,6 +547,6 @@ def compare_initialisation(module: str, H: int, initial: dict) -> list[str]:
     return []
 
 
-check_rnn_step = RnnStepCheck()
-check_rnn_forward = RnnForwardCheck()
+check_stacked_rnn_step = StackedRnnStepCheck()
+check_rnn_forward_padded = RnnForwardPaddedCheck()
 check_jordan_rnn = JordanRnnCheck()

@@ -35,9 +35,9 @@ from .student import CheckFailure
 class Check:
     """Base class; subclasses fill in the four parts and a few words of text."""
 
-    name: str = ""          # registry key, "<assignment>/<student_name>", e.g. "01-recurrence/rnn_step"
-    student_name: str = ""  # what the student wrote, e.g. "rnn_step"
-    reference_name: str = ""  # what it is checked against, e.g. "torch.nn.RNNCell"
+    name: str = ""          # registry key, "<assignment>/<student_name>", e.g. "01-recurrence/stacked_rnn_step"
+    student_name: str = ""  # what the student wrote, e.g. "stacked_rnn_step"
+    reference_name: str = ""  # what it is checked against, e.g. "torch.nn.RNN run for one step"
     kind: str = "function"  # "function" or "class"
     # torch kernels the student must not call (e.g. "rnn_tanh" behind nn.RNN)
     forbidden: tuple[str, ...] = ()
@@ -48,8 +48,8 @@ class Check:
     forbidden_reason: str = "this exercise asks you to write it yourself"
     rtol: float = RTOL
     atol: float = ATOL
-    # Earlier exercises of the same notebook an answer may call (e.g. rnn_forward calls
-    # rnn_step): when the answer fails and calls one that fails its own check, the verdict
+    # Earlier exercises of the same notebook an answer may call (e.g. bigru_forward calls
+    # gru_forward): when the answer fails and calls one that fails its own check, the verdict
     # says to fix that one first.
     builds_on: tuple[str, ...] = ()
     # The configurations of the visible cases (the notebook's test) and of the hidden ones.

@@ -15,7 +15,7 @@ from types import ModuleType
 from .check import Check
 
 CHECKS: dict[str, Check] = {}
-EXPORTS: dict[str, Check] = {}  # "check_rnn_step" -> the check; what rnn_by_hand.checks offers
+EXPORTS: dict[str, Check] = {}  # "check_stacked_rnn_step" -> the check; what rnn_by_hand.checks offers
 
 
 class RegistryError(RuntimeError):

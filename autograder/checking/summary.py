@@ -6,10 +6,10 @@
 prints one line per exercise of the assignment, in the order the notebook defines them,
 and the next one to work on:
 
-    ok    rnn_step
-    FAIL  rnn_forward  is not implemented yet: it raised NotImplementedError
-    FAIL  JordanRNN    [1 of 2 parts] does not match the reference Jordan network on case 3 of 4 (...)
-    1 of 3 pass; next: rnn_forward
+    ok    stacked_rnn_step
+    FAIL  rnn_forward_padded  is not implemented yet: it raised NotImplementedError
+    FAIL  JordanRNN           [1 of 2 parts] does not match the reference Jordan network on case 3 (...)
+    1 of 3 pass; next: rnn_forward_padded
 
 Each exercise runs its visible cases only (the grade also uses hidden ones, which test
 the same features). The summary is not graded, and the class grader skips its cell

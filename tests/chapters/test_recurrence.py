@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from rnn_by_hand import CHECKS, CheckFailure
-from rnn_by_hand.checks import check_jordan_rnn, check_rnn_forward, check_rnn_step
-from rnn_by_hand.chapters.recurrence import JordanNet
+from rnn_by_hand.checks import check_jordan_rnn, check_rnn_forward_padded, check_stacked_rnn_step
+from rnn_by_hand.chapters.recurrence import JordanNet, padded_run, stack_step
+from rnn_by_hand.checking import state_of
 from conftest import REPO
 from submissions import RNN_BY_NN
 from mutants import mutant_test, student_namespace
@@ -28,42 +29,55 @@ def solution():
 
 
 # Each mutant: (exercise check, cell, source text, replacement, words the feedback must contain)
+STEP = ("h = act(F.linear(below, weight_ih, bias_ih)\n"
+        "                + F.linear(h_prev[k], weight_hh, bias_hh))")
+RUNNING = "running = (t < lengths).unsqueeze(1)"
 MUTANTS = {
-    "step: missing bias_hh": (check_rnn_step, "rnn_step", "pre + bias_ih + bias_hh", "pre + bias_ih",
-                              "leaving out bias_hh"),
-    "step: relu instead of tanh": (check_rnn_step, "rnn_step", 'torch.tanh(pre) if nonlinearity == "tanh"',
-                                   'torch.relu(pre) if nonlinearity == "tanh"', "nonlinearity='relu'"),
-    "step: tanh always": (check_rnn_step, "rnn_step", "else torch.relu(pre)", "else torch.tanh(pre)",
-                          "nonlinearity='tanh'"),
-    "step: weight not transposed": (check_rnn_step, "rnn_step", "h_prev @ weight_hh.T", "h_prev @ weight_hh",
-                                    "h_t["),
-    "step: float32 arithmetic": (check_rnn_step, "rnn_step", "return torch.tanh(pre)",
-                                 "return torch.tanh(pre.float()).double()", "float32"),
-    "forward: missing bias_hh": (check_rnn_forward, "rnn_forward", "recurrent = recurrent + bias_hh",
-                                 "recurrent = recurrent", "leaving out bias_hh"),
-    "forward: missing bias_ih": (check_rnn_forward, "rnn_forward", "projected = projected + bias_ih",
-                                 "projected = projected", "leaving out bias_ih"),
-    "forward: relu always": (check_rnn_forward, "rnn_forward", 'h = torch.tanh(pre) if nonlinearity == "tanh"',
-                             'h = torch.relu(pre) if nonlinearity == "tanh"', "nonlinearity='relu'"),
-    "forward: h_n without layer dim": (check_rnn_forward, "rnn_forward", "h_n = h.unsqueeze(0)", "h_n = h",
-                                       "leading (num_layers * num_directions) dimension is missing"),
-    "forward: batch_first read as time-major": (check_rnn_forward, "rnn_forward",
-                                                "if batched and batch_first:\n        x = x.transpose(0, 1)",
-                                                "if False:\n        pass", "transpose the input to (L, N, H_in)"),
-    "forward: batch_first output left time-major": (check_rnn_forward, "rnn_forward",
-                                                    "output = output.transpose(0, 1)", "pass",
-                                                    "(N, L, H) because batch_first=True"),
-    "forward: output of the previous step": (check_rnn_forward, "rnn_forward",
-                                             'h = torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)\n'
-                                             "        states.append(h)",
-                                             "states.append(h)\n"
-                                             '        h = torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)',
-                                             "not the one before it"),
-    "forward: h_n from the first step": (check_rnn_forward, "rnn_forward", "h_n = h.unsqueeze(0)",
-                                         "h_n = states[0].unsqueeze(0)", "not the first"),
-    "forward: unbatched keeps batch dim": (check_rnn_forward, "rnn_forward",
-                                           "return output.squeeze(1), h_n.squeeze(1)",
-                                           "return output, h_n", "extra dimension of size 1"),
+    "stacked: reads the previous step's state below": (check_stacked_rnn_step, "stacked_rnn_step", "below = h  ",
+                                                       "below = h_prev[k]  ", "reading h_prev[k - 1]"),
+    "stacked: every layer from h_prev[0]": (check_stacked_rnn_step, "stacked_rnn_step", "h_prev[k], weight_hh",
+                                            "h_prev[0], weight_hh", "starting every layer from h_prev[0]"),
+    "stacked: top layer only": (check_stacked_rnn_step, "stacked_rnn_step", "return torch.stack(states)",
+                                "return states[-1]", "you return one layer's state"),
+    "stacked: layer 0's weights everywhere": (check_stacked_rnn_step, "stacked_rnn_step",
+                                              'getattr(rnn, f"weight_ih_l{k}")', 'getattr(rnn, "weight_ih_l0")',
+                                              "weight_ih_l{k} for k > 0 is (H, H)"),
+    "stacked: missing bias_hh": (check_stacked_rnn_step, "stacked_rnn_step", "F.linear(h_prev[k], weight_hh, bias_hh)",
+                                 "F.linear(h_prev[k], weight_hh)", "leaving out bias_hh"),
+    "stacked: tanh always": (check_stacked_rnn_step, "stacked_rnn_step",
+                             'torch.tanh if rnn.nonlinearity == "tanh" else torch.relu', "torch.tanh",
+                             "nonlinearity='tanh'"),
+    "stacked: weight not transposed": (check_stacked_rnn_step, "stacked_rnn_step", STEP,
+                                       "h = act(F.linear(below, weight_ih, bias_ih)\n"
+                                       "                + h_prev[k] @ weight_hh + bias_hh)", "h_t["),
+    "stacked: float32 arithmetic": (check_stacked_rnn_step, "stacked_rnn_step", "states.append(h)",
+                                    "states.append(h.float().double())", "float32"),
+    "padded: output not masked": (check_rnn_forward_padded, "rnn_forward_padded",
+                                  "outputs.append(torch.where(running, new, 0.0))", "outputs.append(new)",
+                                  "your output goes on with the padding"),
+    "padded: output carries the last state": (check_rnn_forward_padded, "rnn_forward_padded",
+                                              "outputs.append(torch.where(running, new, 0.0))", "outputs.append(h)",
+                                              "your output repeats its last state"),
+    "padded: h_n after L steps": (check_rnn_forward_padded, "rnn_forward_padded",
+                                  "h = torch.where(running, new, h)", "h = new", "after all L steps"),
+    "padded: one step too many": (check_rnn_forward_padded, "rnn_forward_padded", RUNNING,
+                                  "running = (t <= lengths).unsqueeze(1)", None),
+    "padded: missing bias_hh": (check_rnn_forward_padded, "rnn_forward_padded",
+                                "F.linear(h, weight_hh, bias_hh)", "F.linear(h, weight_hh)", "leaving out bias_hh"),
+    "padded: missing bias_ih": (check_rnn_forward_padded, "rnn_forward_padded",
+                                "F.linear(x, weight_ih, bias_ih)", "F.linear(x, weight_ih)", "leaving out bias_ih"),
+    "padded: relu always": (check_rnn_forward_padded, "rnn_forward_padded",
+                            'torch.tanh if nonlinearity == "tanh" else torch.relu', "torch.relu",
+                            "nonlinearity='relu'"),
+    "padded: h_n without layer dim": (check_rnn_forward_padded, "rnn_forward_padded",
+                                      "return output, h.unsqueeze(0)", "return output, h",
+                                      "leading (num_layers * num_directions) dimension is missing"),
+    "padded: batch_first read as time-major": (check_rnn_forward_padded, "rnn_forward_padded",
+                                               "x = input.transpose(0, 1) if batch_first else input",
+                                               "x = input", "transpose it to (L, N, H_in)"),
+    "padded: batch_first output left time-major": (check_rnn_forward_padded, "rnn_forward_padded",
+                                                   "output = output.transpose(0, 1)", "pass",
+                                                   "(N, L, H) because batch_first=True"),
     "jordan: feeds back the hidden state": (check_jordan_rnn, "JordanRNN",
                                             "outputs.append(y)",
                                             "outputs.append(y)\n            y = h",
@@ -98,24 +112,23 @@ test_mistake_is_rejected_with_specific_feedback = mutant_test(NOTEBOOK, MUTANTS)
 
 # For the class grader's tests (tests/grading/test_grading_every_chapter.py): an answer that hands
 # the work to torch.nn: (answer cell it follows, source, exercises it loses).
-LIBRARY_ANSWER = ("rnn_forward", RNN_BY_NN, ["rnn_forward"])
+LIBRARY_ANSWER = ("rnn_forward_padded", RNN_BY_NN, ["rnn_forward_padded"])
 
 
 # Partial credit: (check, mutation of the solution, share in each of the visible and hidden
 # sets, the parts it misses). A missing feature costs its own part (and the combined cases'), only.
 PARTIAL = {
-    "step: bias=False not handled": (check_rnn_step, ("rnn_step", "    if bias_ih is not None:\n        pre = pre",
-                                                      "    if True:\n        pre = pre"),
-                                     "3 of 4", ("without bias",)),
-    "step: batches only": (check_rnn_step, ("rnn_step", "    pre = x_t @ weight_ih.T",
-                                            "    if x_t.dim() == 1:\n        raise ValueError('only batches')\n"
-                                            "    pre = x_t @ weight_ih.T"), "3 of 4", ("unbatched input",)),
-    "forward: bias=False not handled": (check_rnn_forward, ("rnn_forward", "    if bias_ih is not None:\n"
-                                                            "        projected = projected + bias_ih",
-                                                            "    projected = projected + bias_ih"),
-                                        "5 of 6", ("without bias",)),
-    "forward: h_0 required": (check_rnn_forward, ("rnn_forward", "x.new_zeros(N, H) if h_0 is None else ", ""),
-                              "4 of 6", ("h_0 omitted", "combined features")),
+    "stacked: bias=False not handled": (check_stacked_rnn_step,
+                                        ("stacked_rnn_step", 'getattr(rnn, f"bias_ih_l{k}", None)',
+                                         'getattr(rnn, f"bias_ih_l{k}")'), "3 of 4", ("without bias",)),
+    "stacked: batches only": (check_stacked_rnn_step, ("stacked_rnn_step", "    below, states = x_t, []",
+                                                       "    if x_t.dim() == 1:\n        raise ValueError('only batches')\n"
+                                                       "    below, states = x_t, []"), "3 of 4", ("unbatched input",)),
+    "padded: relu not handled": (check_rnn_forward_padded, ("rnn_forward_padded",
+                                                            'torch.tanh if nonlinearity == "tanh" else torch.relu',
+                                                            "torch.tanh"), "5 of 6", ("relu",)),
+    "padded: h_0 required": (check_rnn_forward_padded, ("rnn_forward_padded", "x.new_zeros(N, H) if h_0 is None else ",
+                                                        ""), "4 of 6", ("h_0 omitted", "combined features")),
     "jordan: biases whatever bias says": (check_jordan_rnn, ("JordanRNN", "nn.Parameter(torch.empty(hidden_size)) "
                                                              "if bias else None",
                                                              "nn.Parameter(torch.empty(hidden_size))"),
@@ -142,23 +155,23 @@ def test_an_answer_failing_one_part_earns_the_others(name):
 
 def test_feedback_names_output_case_and_index(solution):
     def h_n_squeezed(*args, **kwargs):
-        output, h_n = solution["rnn_forward"](*args, **kwargs)
+        output, h_n = solution["rnn_forward_padded"](*args, **kwargs)
         return output, h_n[0]
     with pytest.raises(CheckFailure) as failure:
-        check_rnn_forward(h_n_squeezed, quiet=True)
+        check_rnn_forward_padded(h_n_squeezed, quiet=True)
     message = str(failure.value)
-    assert "rnn_forward does not match torch.nn.RNN on case 1 of 8" in message
+    assert "rnn_forward_padded does not match torch.nn.RNN with packing on case 1 of 6" in message
     assert "h_n has shape (3, 6), expected (1, 3, 6)" in message
 
 
 def test_first_differing_time_step_is_reported(solution):
-    def late_error(input, h_0, *weights, **kwargs):
-        output, h_n = solution["rnn_forward"](input, h_0, *weights, **kwargs)
+    def late_error(*args, **kwargs):
+        output, h_n = solution["rnn_forward_padded"](*args, **kwargs)
         output = output.clone()
         output[2] += 1.0  # time step 2 in the time-major case
         return output, h_n
     with pytest.raises(CheckFailure, match=r"output\[t=2, n=0, h=0\] is .* expected .*largest error 1"):
-        check_rnn_forward(late_error, quiet=True)
+        check_rnn_forward_padded(late_error, quiet=True)
 
 
 @pytest.mark.parametrize("result, words", [
@@ -170,9 +183,9 @@ def test_first_differing_time_step_is_reported(solution):
 ])
 def test_wrong_return_values_get_clear_messages(solution, result, words):
     def student(*args, **kwargs):
-        return result(*solution["rnn_forward"](*args, **kwargs))
+        return result(*solution["rnn_forward_padded"](*args, **kwargs))
     with pytest.raises(CheckFailure) as failure:
-        check_rnn_forward(student, quiet=True)
+        check_rnn_forward_padded(student, quiet=True)
     assert words in str(failure.value)
 
 
@@ -180,24 +193,24 @@ def test_student_exceptions_become_feedback_not_tracebacks():
     def not_done(*args, **kwargs):
         raise NotImplementedError()
 
-    def crashes(x_t, h_prev, weight_ih, *rest, **kwargs):
-        return x_t @ weight_ih  # wrong orientation: a shape error inside torch
+    def crashes(x_t, h_prev, rnn):
+        return x_t @ rnn.weight_ih_l0  # wrong orientation: a shape error inside torch
     with pytest.raises(CheckFailure, match="not implemented yet"):
-        check_rnn_step(not_done)
+        check_stacked_rnn_step(not_done)
     with pytest.raises(CheckFailure) as failure:
-        check_rnn_step(crashes)
+        check_stacked_rnn_step(crashes)
     message = str(failure.value)
-    assert message.startswith("rnn_step raised RuntimeError: ")
-    assert "return x_t @ weight_ih" in message and failure.value.__cause__ is None
+    assert message.startswith("stacked_rnn_step raised RuntimeError: ")
+    assert "return x_t @ rnn.weight_ih_l0" in message and failure.value.__cause__ is None
 
 
 def test_in_place_edits_of_inputs_are_reported(solution):
-    def edits_h_prev(x_t, h_prev, *weights, **kwargs):
-        h_t = solution["rnn_step"](x_t, h_prev, *weights, **kwargs)
+    def edits_h_prev(x_t, h_prev, rnn):
+        h_t = solution["stacked_rnn_step"](x_t, h_prev, rnn)
         h_prev.zero_()
         return h_t
     with pytest.raises(CheckFailure, match="changed one of its input tensors in place"):
-        check_rnn_step(edits_h_prev)
+        check_stacked_rnn_step(edits_h_prev)
 
 
 def test_module_must_be_a_module_and_load_state_dicts(solution):
@@ -207,11 +220,12 @@ def test_module_must_be_a_module_and_load_state_dicts(solution):
     with pytest.raises(CheckFailure, match="should be an nn.Module"):
         check_jordan_rnn(NotAModule)
     with pytest.raises(CheckFailure, match="expects a class"):
-        check_jordan_rnn(solution["rnn_forward"])
+        check_jordan_rnn(solution["rnn_forward_padded"])
 
 
 def test_registry_lists_every_chapter_one_check():
-    assert {"01-recurrence/rnn_step", "01-recurrence/rnn_forward", "01-recurrence/JordanRNN"} <= set(CHECKS)
+    assert {"01-recurrence/stacked_rnn_step", "01-recurrence/rnn_forward_padded", "01-recurrence/JordanRNN"} \
+        <= set(CHECKS)
 
 
 def jordan_with_elman_weights(rnn: nn.RNN, batch_first: bool) -> JordanNet:
@@ -285,24 +299,57 @@ def test_jordan_feedback_is_checked_where_it_differs_from_elman():
 
 
 def test_reference_really_is_torch_nn():
-    """The reference comes from the module: changing a weight changes the expected output."""
-    case = check_rnn_forward.make_cases()[0]
-    expected = check_rnn_forward.run_reference(case)["output"]
+    """The references come from the modules: changing a weight changes the expected output."""
+    case = check_rnn_forward_padded.make_cases()[0]
+    expected = check_rnn_forward_padded.run_reference(case)["output"]
     case.tensors["weight_hh"] = case.tensors["weight_hh"] * 0
-    rnn = nn.RNN(4, 6, dtype=torch.float64)
-    with torch.no_grad():
-        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(rnn, k + "_l0").copy_(case.tensors[k])
-    assert torch.allclose(check_rnn_forward.run_reference(case)["output"],
-                          rnn(case.tensors["input"], case.tensors["h_0"])[0])
-    assert not torch.allclose(check_rnn_forward.run_reference(case)["output"], expected)
+    assert not torch.allclose(check_rnn_forward_padded.run_reference(case)["output"], expected)
+    case = check_stacked_rnn_step.make_cases()[0]
+    expected = check_stacked_rnn_step.run_reference(case)["h_t"]
+    case.tensors["state.weight_hh_l1"] = case.tensors["state.weight_hh_l1"] * 0
+    changed = check_stacked_rnn_step.run_reference(case)["h_t"]
+    assert torch.allclose(changed[0], expected[0]) and not torch.allclose(changed[1], expected[1])
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_padded_run_is_nn_rnn_on_the_packed_batch(hidden):
+    """padded_run (the hints' own formulation: the whole run, masked afterwards) is what nn.RNN
+    computes on the packed batch, on every case; and every case pads some sequence."""
+    for case in check_rnn_forward_padded.make_cases(hidden=hidden):
+        t, c = case.tensors, case.config
+        x = t["input"].transpose(0, 1) if c.get("batch_first") else t["input"]          # (L, N, H_in)
+        h = t["h_0"][0] if "h_0" in t else torch.zeros(x.shape[1], c["hidden_size"], dtype=torch.float64)
+        output, h_n = padded_run(x, t["lengths"], h, {k: t.get(k) for k in ("weight_ih", "weight_hh", "bias_ih",
+                                                                            "bias_hh")}, c["nonlinearity"])
+        expected = check_rnn_forward_padded.run_reference(case)
+        want = expected["output"].transpose(0, 1) if c.get("batch_first") else expected["output"]
+        assert torch.allclose(output, want) and torch.allclose(h_n, expected["h_n"][0]), case.label
+        assert bool((t["lengths"] < c["L"]).any()), case.label
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_stack_step_run_over_a_sequence_is_nn_rnn(hidden):
+    """stack_step, the hints' own stacked step, fed a sequence step by step gives nn.RNN's output
+    and h_n for the whole sequence."""
+    for case in check_stacked_rnn_step.make_cases(hidden=hidden):
+        c = case.config
+        rnn = check_stacked_rnn_step.module(case)
+        x = torch.randn(5, 2, c["input_size"], dtype=torch.float64)                      # (L, N, H_in)
+        h_0 = torch.randn(c["num_layers"], 2, c["hidden_size"], dtype=torch.float64)
+        h, tops = h_0, []
+        for x_t in x:
+            h = stack_step(x_t, h, state_of(case.tensors), c["num_layers"], c["nonlinearity"])
+            tops.append(h[-1])
+        with torch.no_grad():
+            output, h_n = rnn(x, h_0)
+        assert torch.allclose(torch.stack(tops), output) and torch.allclose(h, h_n), case.label
 
 
 @pytest.mark.parametrize("check, wrapper", [
-    (check_rnn_step, lambda x_t, h_prev, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh":
-        _cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity)),
-    (check_rnn_forward, lambda input, h_0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
-        batch_first=False: _module(input, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first)),
+    (check_stacked_rnn_step, lambda x_t, h_prev, rnn: rnn(x_t.unsqueeze(0), h_prev)[1]),
+    (check_stacked_rnn_step, lambda x_t, h_prev, rnn: _cells(x_t, h_prev, rnn)),
+    (check_rnn_forward_padded, lambda input, lengths, h_0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh",
+        batch_first=False: _module(input, lengths, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first)),
 ])
 def test_answers_that_call_torch_nn_are_rejected(check, wrapper):
     with pytest.raises(CheckFailure, match="is not written by hand: it calls torch's built-in rnn_"):
@@ -327,17 +374,23 @@ def test_jordan_built_on_nn_rnn_cell_is_rejected():
         check_jordan_rnn(CellJordan, quiet=True)
 
 
-def _cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity):
-    cell = nn.RNNCell(w_ih.shape[1], w_ih.shape[0], bias=b_ih is not None,
-                      nonlinearity=nonlinearity, dtype=x_t.dtype)
-    cell.load_state_dict({k: v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
-                                                bias_hh=b_hh).items() if v is not None})
-    return cell(x_t, h_prev)
+def _cells(x_t, h_prev, rnn):
+    states, below = [], x_t
+    for k in range(rnn.num_layers):
+        cell = nn.RNNCell(below.shape[-1], rnn.hidden_size, bias=rnn.bias, nonlinearity=rnn.nonlinearity,
+                          dtype=x_t.dtype)
+        cell.load_state_dict({name: getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih",
+                                                                             "bias_hh") if rnn.bias or "weight" in name})
+        below = cell(below, h_prev[k])
+        states.append(below)
+    return torch.stack(states)
 
 
-def _module(input, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first):
+def _module(input, lengths, h_0, w_ih, w_hh, b_ih, b_hh, nonlinearity, batch_first):
     rnn = nn.RNN(w_ih.shape[1], w_ih.shape[0], bias=b_ih is not None, nonlinearity=nonlinearity,
                  batch_first=batch_first, dtype=input.dtype)
     rnn.load_state_dict({k + "_l0": v for k, v in dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih,
                                                        bias_hh=b_hh).items() if v is not None})
-    return rnn(input, h_0)
+    packed = nn.utils.rnn.pack_padded_sequence(input, lengths, batch_first=batch_first, enforce_sorted=False)
+    output, h_n = rnn(packed, h_0)
+    return nn.utils.rnn.pad_packed_sequence(output, batch_first=batch_first, total_length=input.shape[1 if batch_first else 0])[0], h_n

@@ -51,9 +51,9 @@ def test_every_check_with_parts_shows_each_part_in_its_visible_cases():
 
 
 def rnn_step_failing_unbatched() -> dict:
-    """The reference answer to chapter 1's rnn_step, except that unbatched input raises."""
+    """The reference answer to chapter 1's stacked_rnn_step, except that unbatched input raises."""
     nb = answered()
-    cell = nb["cells"][cell_index(nb, "rnn_step")]
+    cell = nb["cells"][cell_index(nb, "stacked_rnn_step")]
     source = "".join(cell["source"])
     cell["source"] = source.replace("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    if x_t.dim() == 1:\n"
                                     "        raise ValueError('only batches')\n", 1)
@@ -63,17 +63,17 @@ def rnn_step_failing_unbatched() -> dict:
 
 @pytest.fixture
 def rnn_step_parts(monkeypatch):
-    check = CHECKS[f"{ASSIGNMENT}/rnn_step"]
+    check = CHECKS[f"{ASSIGNMENT}/stacked_rnn_step"]
     monkeypatch.setattr(type(check), "PARTS", {k: PARTS[k] for k in ("batched input", "unbatched input")})
     return check
 
 
 def test_the_notebooks_check_announces_the_share_it_would_earn(rnn_step_parts):
     namespace: dict = {}
-    exec(compile("import torch\n" + "".join(rnn_step_failing_unbatched()["cells"][
-        cell_index(SOURCE, "rnn_step")]["source"]), "answer", "exec"), namespace)
+    exec(compile("import torch\nimport torch.nn.functional as F\n" + "".join(rnn_step_failing_unbatched()["cells"][
+        cell_index(SOURCE, "stacked_rnn_step")]["source"]), "answer", "exec"), namespace)
     with pytest.raises(CheckFailure) as failure:
-        rnn_step_parts(namespace["rnn_step"], quiet=True)
+        rnn_step_parts(namespace["stacked_rnn_step"], quiet=True)
     message = str(failure.value)
     assert "raised ValueError: only batches" in message
     assert message.endswith("Partial credit: 1 of 2 parts pass (batched input); still to do: unbatched input.")
@@ -85,7 +85,7 @@ def test_the_grade_gives_the_share_of_the_parts_that_pass(tmp_path, rnn_step_par
     (tmp_path / "in" / "ada" / "recurrence.ipynb").write_text(json.dumps(rnn_step_failing_unbatched()))
     [result] = grade_class(ASSIGNMENT, tmp_path / "in", tmp_path / "out", course=COURSE, workers=workers,
                            progress=False)
-    cell = next(c for c in result.cells if c.grade_id == "test_rnn_step")
+    cell = next(c for c in result.cells if c.grade_id == "test_stacked_rnn_step")
     assert result.final and cell.score == cell.points / 2, cell
     assert "raised ValueError: only batches" in cell.reason
     assert cell.reason.endswith("Partial credit: 1 of 2 parts pass (batched input); still to do: unbatched input.")
@@ -94,8 +94,8 @@ def test_the_grade_gives_the_share_of_the_parts_that_pass(tmp_path, rnn_step_par
 def test_the_summary_line_shows_the_parts_that_pass(rnn_step_parts, capsys):
     from rnn_by_hand.checks import check_all
     namespace: dict = {}
-    exec(compile("import torch\n" + "".join(rnn_step_failing_unbatched()["cells"][
-        cell_index(SOURCE, "rnn_step")]["source"]), "answer", "exec"), namespace)
+    exec(compile("import torch\nimport torch.nn.functional as F\n" + "".join(rnn_step_failing_unbatched()["cells"][
+        cell_index(SOURCE, "stacked_rnn_step")]["source"]), "answer", "exec"), namespace)
     check_all(ASSIGNMENT, namespace)
-    line = next(line for line in capsys.readouterr().out.splitlines() if " rnn_step " in f"{line} ")
-    assert line.startswith("FAIL  rnn_step") and "[1 of 2 parts] raised ValueError: only batches" in line
+    line = next(line for line in capsys.readouterr().out.splitlines() if " stacked_rnn_step " in f"{line} ")
+    assert line.startswith("FAIL  stacked_rnn_step") and "[1 of 2 parts] raised ValueError: only batches" in line

@@ -11,28 +11,29 @@ import torch
 from nbclient import NotebookClient
 
 from rnn_by_hand.checking.student import SHORT_LINE, CheckFailure, short_lines
+from conftest import REPO
+from mutants import student_namespace
 
 WRONG_SHAPE = '''
 import torch
-from rnn_by_hand.checks import check_rnn_forward
+from rnn_by_hand.checks import check_rnn_forward_padded
 
-def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
-                nonlinearity="tanh", batch_first=False):
+def rnn_forward_padded(input, lengths, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+                       nonlinearity="tanh", batch_first=False):
     output = torch.zeros(input.shape[0], input.shape[1], weight_hh.shape[0],
                          dtype=input.dtype)
     return output, output[-1]  # h_n without its leading layer dimension
 
-check_rnn_forward(rnn_forward)
+check_rnn_forward_padded(rnn_forward_padded)
 '''
 
 NOT_IMPLEMENTED = '''
-from rnn_by_hand.checks import check_rnn_step
+from rnn_by_hand.checks import check_stacked_rnn_step
 
-def rnn_step(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
-             nonlinearity="tanh"):
+def stacked_rnn_step(x_t, h_prev, rnn):
     raise NotImplementedError()
 
-check_rnn_step(rnn_step)
+check_stacked_rnn_step(stacked_rnn_step)
 '''
 
 
@@ -73,43 +74,7 @@ def test_short_lines_keep_a_list_a_list():
     assert CheckFailure("short")._render_traceback_() == ["CheckFailure: short"]
 
 
-NOTEBOOK_CODE = '''
-import torch
-
-def rnn_step(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
-    pre = x_t @ weight_ih.T + h_prev @ weight_hh.T
-    if bias_ih is not None:
-        pre = pre + bias_ih + bias_hh
-    return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
-
-def rnn_forward(input, h_0, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
-                nonlinearity="tanh", batch_first=False):
-    x = input.transpose(0, 1) if batch_first else input
-    unbatched = x.dim() == 2
-    if unbatched:
-        x, h_0 = x.unsqueeze(1), None if h_0 is None else h_0.unsqueeze(1)
-    if h_0 is None:
-        h_0 = x.new_zeros(1, x.shape[1], weight_hh.shape[0])
-    h, states = h_0[0], []
-    for x_t in x:
-        h = rnn_step(x_t, h, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity)
-        states.append(h)
-    output, h_n = torch.stack(states), h.unsqueeze(0)
-    if unbatched:
-        output, h_n = output.squeeze(1), h_n.squeeze(1)
-    return (output.transpose(0, 1) if batch_first else output), h_n
-'''
-
-
-def notebook(**replaced: str) -> dict:
-    """The namespace of a notebook whose answers are NOTEBOOK_CODE with some lines replaced."""
-    code = NOTEBOOK_CODE
-    for old, new in replaced.items():
-        assert old in code
-        code = code.replace(old, new)
-    namespace: dict = {}
-    exec(compile(code, "<notebook>", "exec"), namespace)
-    return namespace
+GRU_NOTEBOOK = REPO / "solutions" / "06-gru" / "gru.ipynb"
 
 
 def verdict(check, answer) -> str:
@@ -121,16 +86,19 @@ def verdict(check, answer) -> str:
 
 
 def test_a_failure_from_an_earlier_exercise_is_traced_back_to_it():
-    from rnn_by_hand.checks import check_rnn_forward, check_rnn_step
-    right = notebook()
-    assert verdict(check_rnn_step, right["rnn_step"]) == verdict(check_rnn_forward, right["rnn_forward"]) == "OK"
-    wrong_step = notebook(**{"pre = pre + bias_ih + bias_hh": "pre = pre + bias_ih"})
-    message = verdict(check_rnn_forward, wrong_step["rnn_forward"])
-    assert "rnn_forward calls your rnn_step, which fails its own check: fix rnn_step first" in message
-    # a mistake in rnn_forward itself, with a right rnn_step: no word about rnn_step
-    wrong_forward = notebook(**{"h.unsqueeze(0)": "states[0].unsqueeze(0)"})
-    message = verdict(check_rnn_forward, wrong_forward["rnn_forward"])
-    assert message != "OK" and "rnn_step" not in message
+    """Chapter 6's bigru_forward calls the student's own gru_forward: a wrong gru_forward is named
+    as the cause, and a mistake in bigru_forward itself is not blamed on it."""
+    from rnn_by_hand.checks import check_bigru_forward, check_gru_forward
+    right = student_namespace(GRU_NOTEBOOK)
+    assert verdict(check_gru_forward, right["gru_forward"]) == verdict(check_bigru_forward,
+                                                                       right["bigru_forward"]) == "OK"
+    wrong_gru = student_namespace(GRU_NOTEBOOK, ("gru_forward", "h = (1 - z) * n + z * h",
+                                                 "h = z * n + (1 - z) * h"))
+    message = verdict(check_bigru_forward, wrong_gru["bigru_forward"])
+    assert "bigru_forward calls your gru_forward, which fails its own check: fix gru_forward first" in message
+    wrong_bigru = student_namespace(GRU_NOTEBOOK, ("bigru_forward", "torch.cat([h_f, h_b])", "torch.cat([h_b, h_f])"))
+    message = verdict(check_bigru_forward, wrong_bigru["bigru_forward"])
+    assert message != "OK" and "gru_forward" not in message.replace("bigru_forward", "")
 
 
 def test_an_extra_dimension_is_named_for_the_layout_it_breaks():
@@ -148,6 +116,7 @@ def test_an_error_the_answer_raises_gets_the_hint_of_its_classic_mistake():
     from rnn_by_hand.checks import check_sample_text, check_split_gates
 
     def sample_text(model, chars, prompt, length, temperature, generator):
+        model.eval()
         logits, hidden = model(torch.tensor([[chars.index(c)] for c in prompt]), model.init_hidden(1))
         out = []
         for _ in range(length):

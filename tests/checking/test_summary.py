@@ -15,45 +15,51 @@ from rnn_by_hand.checking.student import SHORT_LINE
 from rnn_by_hand.checking.summary import check_all, summary_lines
 
 
-def rnn_step(x_t, h_prev, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
-    pre = x_t @ weight_ih.T + h_prev @ weight_hh.T
-    if bias_ih is not None:
-        pre = pre + bias_ih + bias_hh
-    return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
+def stacked_rnn_step(x_t, h_prev, rnn):
+    act = torch.tanh if rnn.nonlinearity == "tanh" else torch.relu
+    below, states = x_t, []
+    for k in range(rnn.num_layers):
+        pre = below @ getattr(rnn, f"weight_ih_l{k}").T + h_prev[k] @ getattr(rnn, f"weight_hh_l{k}").T
+        if rnn.bias:
+            pre = pre + getattr(rnn, f"bias_ih_l{k}") + getattr(rnn, f"bias_hh_l{k}")
+        below = act(pre)
+        states.append(below)
+    return torch.stack(states)
 
 
-def rnn_forward(*args, **kwargs):
+def rnn_forward_padded(*args, **kwargs):
     raise NotImplementedError()
 
 
 def test_the_summary_says_what_passes_and_what_is_next(capsys):
-    namespace = {"rnn_forward": rnn_forward, "rnn_step": rnn_step}  # defined in this order
+    namespace = {"rnn_forward_padded": rnn_forward_padded,
+                 "stacked_rnn_step": stacked_rnn_step}  # defined in this order
     check_all("01-recurrence", namespace)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["FAIL", "rnn_forward"] and "not implemented yet" in lines[0]
-    assert lines[1].split() == ["ok", "rnn_step"]
+    assert lines[0].split()[:2] == ["FAIL", "rnn_forward_padded"] and "not implemented yet" in lines[0]
+    assert lines[1].split() == ["ok", "stacked_rnn_step"]
     assert lines[2].split()[:2] == ["FAIL", "JordanRNN"] and "not defined" in lines[2]
-    assert lines[3] == "1 of 3 pass; next: rnn_forward"
+    assert lines[3] == "1 of 3 pass; next: rnn_forward_padded"
     assert all(len(line) <= SHORT_LINE for line in lines)
 
 
 def test_a_wrong_answer_is_named_with_the_first_line_of_its_verdict(capsys):
     def wrong_step(*args, **kwargs):
-        return rnn_step(*args, **kwargs) * 2
-    check_all("01-recurrence", {"rnn_step": wrong_step})
+        return stacked_rnn_step(*args, **kwargs) * 2
+    check_all("01-recurrence", {"stacked_rnn_step": wrong_step})
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("FAIL  rnn_step") and "does not match" in first
+    assert first.startswith("FAIL  stacked_rnn_step") and "does not match" in first
 
 
 def test_every_exercise_done():
-    lines = summary_lines("01-recurrence", [("rnn_step", ""), ("rnn_forward", ""), ("JordanRNN", "")])
+    lines = summary_lines("01-recurrence", [("stacked_rnn_step", ""), ("rnn_forward_padded", ""), ("JordanRNN", "")])
     assert lines[-1] == "3 of 3 pass: every exercise of 01-recurrence is done"
-    assert lines[0].split() == ["ok", "rnn_step"]
+    assert lines[0].split() == ["ok", "stacked_rnn_step"]
 
 
 @pytest.mark.parametrize("folder, last_line", [
     (SOLUTIONS, "3 of 3 pass: every exercise of 01-recurrence is done"),
-    (EXERCISES, "0 of 3 pass; next: rnn_step"),
+    (EXERCISES, "0 of 3 pass; next: stacked_rnn_step"),
 ], ids=["solution", "release"])
 def test_the_notebooks_summary_cell_run_top_to_bottom(folder, last_line, tmp_path):
     """Run All on chapter 1's notebook: the release's stubs raise in the test cells, and the

@@ -70,7 +70,7 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
     students = {
         "reference": (answered(), FULL, ""),
         "blank": (RELEASE, 0.0, "not implemented yet"),
-        "partly-right": (answered("rnn_step"), 2.0, "rnn_forward is not implemented yet"),
+        "partly-right": (answered("stacked_rnn_step"), 2.0, "rnn_forward_padded is not implemented yet"),
         "tampers-with-comparisons": (with_cell(RELEASE, "import torch, torch.testing\n"
                                                   "torch.allclose = lambda *a, **k: True\n"
                                                   "torch.testing.assert_close = lambda *a, **k: None\n"
@@ -80,7 +80,7 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
         "tampers-with-autograder": (with_cell(RELEASE, "import rnn_by_hand.checking.check as c, rnn_by_hand.checking.student as s, rnn_by_hand.checking.compare as m\n"
                                                        "c.Check.compare = lambda *a, **k: []\n"
                                                        "m.compare_tensor = lambda *a, **k: []"), 0.0, ""),
-        "tampers-with-references": (with_cell(answered("rnn_step"),
+        "tampers-with-references": (with_cell(answered("stacked_rnn_step"),
                                               "import rnn_by_hand.chapters.recurrence as r\n"
                                               "r.RnnForwardCheck.run_reference = lambda self, case: {}\n"
                                               "r.JordanRnnCheck.run_student = lambda self, s, case: self.run_reference(case)"),
@@ -91,14 +91,14 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
         "writes-gradebook": (with_cell(answered(), "import os\ntry:\n"
                                                    "    open(os.environ['GRADEBOOK'], 'a').write('hacked')\n"
                                                    "except OSError:\n    pass"), FULL, ""),
-        "deletes-test-cells": (without(without(answered(), "test_rnn_step"), "test_JordanRNN"), FULL,
-                               "restored deleted cell 'test_rnn_step'"),
-        "edits-test-cells": (edited(RELEASE, "test_rnn_step", source="pass  # all good"), 0.0,
-                             "restored edited read-only cell 'test_rnn_step'"),
-        "duplicates-cells": (duplicated(duplicated(answered(), "test_rnn_forward"), "rnn_step"), FULL,
-                             "removed a duplicate of cell 'test_rnn_forward'"),
-        "retypes-cells": (edited(edited(answered(), "test_JordanRNN", cell_type="markdown"), "rnn_step",
-                                 cell_type="markdown"), FULL, "changed answer cell 'rnn_step' back"),
+        "deletes-test-cells": (without(without(answered(), "test_stacked_rnn_step"), "test_JordanRNN"), FULL,
+                               "restored deleted cell 'test_stacked_rnn_step'"),
+        "edits-test-cells": (edited(RELEASE, "test_stacked_rnn_step", source="pass  # all good"), 0.0,
+                             "restored edited read-only cell 'test_stacked_rnn_step'"),
+        "duplicates-cells": (duplicated(duplicated(answered(), "test_rnn_forward_padded"), "stacked_rnn_step"), FULL,
+                             "removed a duplicate of cell 'test_rnn_forward_padded'"),
+        "retypes-cells": (edited(edited(answered(), "test_JordanRNN", cell_type="markdown"), "stacked_rnn_step",
+                                 cell_type="markdown"), FULL, "changed answer cell 'stacked_rnn_step' back"),
         # A cell that never ends costs only itself: it is stopped at its own limit.
         "infinite-loop": (with_cell(answered(), "while True:\n    pass", at=len(RELEASE["cells"])), FULL,
                           "time limit"),
@@ -118,9 +118,9 @@ def class_list(tmp: Path) -> dict[str, tuple[object, float, str]]:
         "times-its-answers": (timed(answered()), FULL, ""),
         "answers-in-a-copy": (answered_in_copies(), FULL, "kept a copy of answer cell"),
         "stores-big-outputs": (with_big_output(answered()), FULL, ""),
-        "calls-torch-nn": (with_cell(answered("rnn_step", "JordanRNN"), RNN_BY_NN,
-                                     at=cell_index(RELEASE, "rnn_forward") + 1),
-                           5.0, "not written by hand"),  # rnn_forward's 3 points lost, the others kept
+        "calls-torch-nn": (with_cell(answered("stacked_rnn_step", "JordanRNN"), RNN_BY_NN,
+                                     at=cell_index(RELEASE, "rnn_forward_padded") + 1),
+                           5.0, "not written by hand"),  # rnn_forward_padded's 3 points lost, the others kept
     }
     return {k: v for k, v in students.items() if ROOT or k not in NEEDS_ROOT}
 
@@ -197,7 +197,7 @@ def test_nbgrader_export_sees_the_scores(graded, tmp_path):
 
 def test_resume_regrades_only_what_changed(graded):
     results, expected, out, course, _, submissions = graded
-    (submissions / "blank" / "recurrence.ipynb").write_text(json.dumps(answered("rnn_step")))
+    (submissions / "blank" / "recurrence.ipynb").write_text(json.dumps(answered("stacked_rnn_step")))
     unchanged = ("reference", "infinite-loop", "os-exit")
     written = {s: (out / "results" / f"{s}.json").stat().st_mtime_ns for s in (*unchanged, "blank")}
     again = {r.student: r for r in grade_class(ASSIGNMENT, submissions, out, course=course, workers=2, progress=False)}
@@ -229,7 +229,7 @@ def test_lms_zip_of_flat_files(tmp_path):
     archive = tmp_path / "class.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("ada_attempt_2026-11-20_recurrence.ipynb", json.dumps(answered()))
-        zipped.writestr("ben_attempt_2026-11-21_recurrence.ipynb", json.dumps(answered("rnn_step")))
+        zipped.writestr("ben_attempt_2026-11-21_recurrence.ipynb", json.dumps(answered("stacked_rnn_step")))
         zipped.writestr("../escape.ipynb", "{}")  # never extracted outside the scratch folder
     results = grade_class(ASSIGNMENT, archive, tmp_path / "out", course=COURSE, workers=2, progress=False)
     assert {r.student: r.score for r in results} == {"ada": FULL, "ben": 2.0}
@@ -242,7 +242,7 @@ def test_the_grader_does_not_run_the_summary_cell():
     """check_all only prints what the checks decide; the grader runs every other code cell."""
     from rnn_by_hand.grading.notebook import prepare
     from rnn_by_hand.setup_cell import SUMMARY_ID
-    prepared = prepare(json.dumps(answered("rnn_step")).encode(), RELEASE)
+    prepared = prepare(json.dumps(answered("stacked_rnn_step")).encode(), RELEASE)
     labels = [label for label, _ in prepared.code]
     assert SUMMARY_ID not in labels and "check_all" not in "".join(code for _, code in prepared.code)
     assert "checker" in labels and len(labels) >= 4

@@ -1,8 +1,8 @@
 """What the class grader's sandbox guarantees, each tested from inside a submission.
 
-Each probe is a chapter 1 submission whose `rnn_step` reports what the probe
+Each probe is a chapter 1 submission whose `stacked_rnn_step` reports what the probe
 found by raising it as an exception, so the finding comes back as the reason of
-test_rnn_step; the guarantee is then asserted on that reason. Bystanders with
+test_stacked_rnn_step; the guarantee is then asserted on that reason. Bystanders with
 correct answers are graded in the same batch, by the same worker, after the
 probes, and must keep their full marks.
 """
@@ -33,9 +33,9 @@ GENERIC = set(ENVIRONMENT) | {"PWD", "TMPDIR"}
 
 
 def reporting(body: str) -> str:
-    """A cell that defines rnn_step to raise what `body` left in `found` (a list of str)."""
+    """A cell that defines stacked_rnn_step to raise what `body` left in `found` (a list of str)."""
     return ("found = []\n" + textwrap.dedent(body)
-            + "\ndef rnn_step(*args, **kwargs):\n    raise RuntimeError('FOUND ' + repr(found))\n")
+            + "\ndef stacked_rnn_step(*args, **kwargs):\n    raise RuntimeError('FOUND ' + repr(found))\n")
 
 
 def at_end(notebook: dict, source: str) -> dict:
@@ -145,7 +145,7 @@ def probes(course: Path, out: Path, listening: int) -> dict[str, str]:
 # Messages a submission can forge on its own channel; each must cost it, and only it.
 FORGED = {
     "forges-a-list": "[1, 2, 3]",
-    "forges-unhashable-check": "{'type': 'check', 'check': ['01-recurrence/rnn_step'], 'outputs': []}",
+    "forges-unhashable-check": "{'type': 'check', 'check': ['01-recurrence/stacked_rnn_step'], 'outputs': []}",
     "forges-tensor-cell-errors": "{'type': 'cells', 'errors': [torch.zeros(3)]}",
     "forges-unknown-check": "{'type': 'check', 'check': 'someone/else', 'outputs': []}",
 }
@@ -188,7 +188,7 @@ def batch(tmp_path_factory):
     students["floods-messages"] = at_end(RELEASE, forging("{'type': 'cells', 'errors': []}", repeat=5000))
     students["claims-a-huge-message"] = at_end(RELEASE, forging("", size=2**32 - 1))
     students["long-exception"] = at_end(RELEASE, "MESSAGE = 'x' * 5000 + chr(10) + 'the' + ' rest'\n"
-                                                 "def rnn_step(*a, **k):\n    raise ValueError(MESSAGE)")
+                                                 "def stacked_rnn_step(*a, **k):\n    raise ValueError(MESSAGE)")
     # Chapter 1 never plots, so its workers do not load pyplot: a student who does pays the import.
     students["plots"] = at_end(answered(), "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
                                            "plt.plot([0, 1], [1, 0])\nplt.show()")

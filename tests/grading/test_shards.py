@@ -32,7 +32,7 @@ def course_at(root: Path) -> Path:
 
 STUDENTS = {  # id -> notebook: enough students that every one of four shards gets some
     **{f"full-{k}": answered() for k in range(4)},
-    **{f"step-only-{k}": answered("rnn_step") for k in range(3)},
+    **{f"step-only-{k}": answered("stacked_rnn_step") for k in range(3)},
     **{f"blank-{k}": RELEASE for k in range(2)},
     "crashes": with_cell(answered(), "import os\nos._exit(3)", at=1),
 }
@@ -135,7 +135,7 @@ def test_a_shard_refuses_another_release(sharded, tmp_path):
     _, course, plan, *_ = sharded
     changed = course_at(tmp_path / "changed")
     release = changed / "exercises" / ASSIGNMENT / "recurrence.ipynb"
-    release.write_text(release.read_text().replace("rnn_step", "rnn_step ", 1))
+    release.write_text(release.read_text().replace("stacked_rnn_step", "stacked_rnn_step ", 1))
     result = run("grade", ASSIGNMENT, str(tmp_path), "--plan", str(plan), "--shard", "0/4", "--course", str(changed),
                  ok=False)
     assert result.returncode == 2 and "differs from the plan's" in result.stderr, result.stderr

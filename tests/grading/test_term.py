@@ -68,12 +68,12 @@ def test_a_whole_term(tmp_path):
         assert gradebook.find_submission(ASSIGNMENT, "ontime").late_submission_penalty == 0.0
 
         # A grader overrides one cell by hand; a regrade keeps it and flags it for review, as nbgrader does.
-        cell = gradebook.find_grade("test_rnn_step", "recurrence", ASSIGNMENT, "ontime")
+        cell = gradebook.find_grade("test_stacked_rnn_step", "recurrence", ASSIGNMENT, "ontime")
         cell.manual_score = 1.0
         gradebook.db.commit()
     grade(course, ASSIGNMENT, course / "submitted", "--no-resume")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        cell = gradebook.find_grade("test_rnn_step", "recurrence", ASSIGNMENT, "ontime")
+        cell = gradebook.find_grade("test_stacked_rnn_step", "recurrence", ASSIGNMENT, "ontime")
         assert cell.manual_score == 1.0 and cell.needs_manual_grade
 
     autograded = (course / "autograded" / "ontime" / ASSIGNMENT / "recurrence.ipynb").read_text()
@@ -140,7 +140,7 @@ def test_a_gradescope_bundle_grades_as_the_class_grader_does(tmp_path):
         assert graded.returncode == 0, graded.stderr
         data = json.loads(results.read_text())
         assert data["score"] == score
-        assert [t["name"] for t in data["tests"]] == ["test_rnn_step", "test_rnn_forward", "test_JordanRNN"]
+        assert [t["name"] for t in data["tests"]] == ["test_stacked_rnn_step", "test_rnn_forward_padded", "test_JordanRNN"]
         assert sum(t["max_score"] for t in data["tests"]) == 8.0
         assert all(t["visibility"] == "visible" and t["output"] for t in data["tests"])
 
