@@ -81,8 +81,44 @@ def mutant_test(notebook: Path, mutants: dict):
     return test_mistake_is_rejected_with_specific_feedback
 
 
+def failing_when(answer, fails):
+    """The answer, except that it raises on the calls `fails` picks: an answer missing one part."""
+    def mutant(*args):
+        if fails(*args):
+            raise ValueError("this case is not done yet")
+        return answer(*args)
+    return mutant
+
+
+def assert_partial_credit(check, wrong, share: str, missing: tuple[str, ...], sets=(False, True)) -> None:
+    """`wrong` misses exactly the parts `missing`, on the visible and on the hidden cases (those of
+    `sets`, for a part that the hidden cases do not test): the message announces the share
+    ("3 of 4") and what is still to do, and credit() over the cases' own verdicts (what the class
+    grader scores) misses the same parts."""
+    from rnn_by_hand import CheckFailure
+    for hidden in sets:
+        with pytest.raises(CheckFailure) as failure:
+            check(wrong, hidden=hidden, quiet=True)
+        message = str(failure.value)
+        assert f"Partial credit: {share} parts pass" in message, message
+        assert message.endswith(f"still to do: {', '.join(missing)}."), message
+        cases = check.make_cases(hidden=hidden)
+        passed = [check.judge(wrong, case, 1, 1, False) is None for case in cases]
+        assert check.credit([case.config for case in cases], passed).missed == tuple(missing)
+
+
+def partial_credit_test(notebook: Path, partial: dict):
+    """The parametrised test that each mutant in `partial` (check, (cell, old, new), share,
+    missing parts) earns the other parts."""
+    @pytest.mark.parametrize("name", sorted(partial))
+    def test_an_answer_failing_one_part_earns_the_others(name):
+        check, mutation, share, missing = partial[name]
+        assert_partial_credit(check, student_namespace(notebook, mutation)[check.student_name], share, missing)
+    return test_an_answer_failing_one_part_earns_the_others
+
+
 def notebook(name: str, folder: str = "solutions"):
-    """The one notebook of a check's assignment ('01-recurrence/rnn_step' -> solutions/01-recurrence/*.ipynb)."""
+    """The one notebook of a check's assignment ('01-recurrence/JordanRNN' -> solutions/01-recurrence/*.ipynb)."""
     found = sorted((REPO / folder / name.split("/")[0]).glob("*.ipynb"))
     assert len(found) == 1, f"expected one notebook for {name} in {folder}/, found {found}"
     return found[0]

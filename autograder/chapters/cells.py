@@ -25,6 +25,7 @@ from torch import nn
 
 from ..checking import Case, Check, CheckFailure, call_student, describe_config, state_of, unpack_pair, with_state
 from ..checking.compare import compare_tensor, first_matching_mistake, shape_str, type_name
+from ..checking.credit import one_feature_each
 from ..common import DTYPE, WEIGHTS, layer_tensors
 
 ASSIGNMENT = "07-cells"
@@ -467,18 +468,20 @@ class BidirectionalLstmForwardCheck(Check):
     forbidden = FUSED_LSTM
     forbidden_reason = "step the cells you are given: nn.LSTMCell is allowed, the fused nn.LSTM is not"
 
-    # One part per feature, so that a mistake with hx omitted does not cost the batched part too.
-    PARTS = {"batched input with hx": lambda config: config.get("batched", True) and config["hx"],
-             "hx omitted": lambda config: not config["hx"],
-             "unbatched input": lambda config: not config.get("batched", True)}
+    # One part per feature, so that a mistake with hx omitted does not cost the unbatched part
+    # too; unbatched input without hx (zeros in the unbatched layout) is its own part, and shown.
+    PARTS = one_feature_each({"hx omitted": lambda config: not config["hx"],
+                              "unbatched input": lambda config: not config.get("batched", True)})
 
     VISIBLE = [dict(L=5, N=3, input_size=4, hidden_size=4, num_layers=2, hx=True),
                dict(L=4, N=2, input_size=3, hidden_size=5, num_layers=2, hx=False),
-               dict(L=6, input_size=3, hidden_size=4, num_layers=1, batched=False, hx=True)]
+               dict(L=6, input_size=3, hidden_size=4, num_layers=1, batched=False, hx=True),
+               dict(L=4, input_size=2, hidden_size=3, num_layers=2, batched=False, hx=False)]
     HIDDEN = [dict(L=4, N=2, input_size=3, hidden_size=3, num_layers=3, hx=True),
               dict(L=7, N=1, input_size=2, hidden_size=5, num_layers=2, hx=False),
               dict(L=3, N=4, input_size=6, hidden_size=6, num_layers=2, hx=True),
-              dict(L=5, input_size=4, hidden_size=4, num_layers=2, batched=False, hx=False)]
+              dict(L=5, input_size=4, hidden_size=4, num_layers=2, batched=False, hx=False),
+              dict(L=3, input_size=5, hidden_size=2, num_layers=2, batched=False, hx=True)]
 
     def make_tensors(self, config):
         tensors = with_state(build_lstm(config), "lstm.") | {"input": make_input(config, config["input_size"])}

@@ -538,12 +538,14 @@ class TinyLM(nn.Module):
 
 
 def tiny_lm(config: dict, tensors: dict | None = None) -> TinyLM:
-    """The case's TinyLM; drawn with larger weights than the default, so that it is far from uniform."""
+    """The case's TinyLM, drawn with larger embedding and decoder weights than the default (std 3),
+    so that its predictions are far from uniform and depend on the last characters read: a
+    sampler that draws from the wrong position's logits then draws other characters."""
     model = TinyLM(config["rnn_type"], config["ntoken"], config["ninp"], config["nhid"], config["nlayers"])
     if tensors is None:
         with torch.no_grad():
-            model.encoder.weight.normal_()
-            model.decoder.weight.normal_(std=1.0)
+            model.encoder.weight.normal_(std=3.0)
+            model.decoder.weight.normal_(std=3.0)
     else:
         model.load_state_dict(state_of(tensors))
     return model

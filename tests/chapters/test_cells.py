@@ -18,7 +18,7 @@ from rnn_by_hand.chapters.cells import (build_lstm, check_bidirectional_lstm_for
                                         check_cells_to_bilstm, check_greedy_decode_until, decode_until_by_hand,
                                         pairs_from_lstm, run_pairs, state_of)
 from conftest import REPO
-from mutants import mutant_test, student_namespace
+from mutants import assert_partial_credit, failing_when, mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "07-cells" / "cells.ipynb"
 ALL_CHECKS = (check_bilstm_to_cells, check_cells_to_bilstm, check_bidirectional_lstm_forward,
@@ -187,7 +187,7 @@ def test_feedback_names_output_case_and_index(solution):
         check_bidirectional_lstm_forward(c_n_squeezed, quiet=True)
     message = str(failure.value)
     assert ("bidirectional_lstm_forward does not match torch.nn.LSTM(num_layers=len(pairs), bidirectional=True) "
-            "on case 1 of 3") in message
+            "on case 1 of 4") in message
     assert "c_n has shape (3, 4), expected (4, 3, 4), laid out as (2 * num_layers, N, H)" in message
 
 
@@ -355,24 +355,12 @@ def test_round_trip_is_exact(solution):
     assert all(torch.equal(v, back.state_dict()[k]) for k, v in lstm.state_dict().items())
 
 
-def failing_when(answer, fails):
-    """The answer, except that it raises on the calls `fails` picks: a mutant missing one part."""
-    def mutant(*args):
-        if fails(*args):
-            raise ValueError("this case is not done yet")
-        return answer(*args)
-    return mutant
-
-
-@pytest.mark.parametrize("check, answer, fails, share", [
-    (check_bilstm_to_cells, "bilstm_to_cells", lambda lstm: not lstm.bias, "1 of 2 parts pass (with bias)"),
-    (check_cells_to_bilstm, "cells_to_bilstm", lambda pairs: not pairs[0][0].bias,
-     "1 of 2 parts pass (with bias)"),
+@pytest.mark.parametrize("check, answer, fails, share, missing", [
+    (check_bilstm_to_cells, "bilstm_to_cells", lambda lstm: not lstm.bias, "1 of 2", ("without bias",)),
+    (check_cells_to_bilstm, "cells_to_bilstm", lambda pairs: not pairs[0][0].bias, "1 of 2", ("without bias",)),
     (check_bidirectional_lstm_forward, "bidirectional_lstm_forward", lambda x, hx, pairs: hx is None,
-     "2 of 3 parts pass (batched input with hx, unbatched input)"),
-    (check_greedy_decode_until, "greedy_decode_until", lambda *args: args[-1] is None,
-     "1 of 2 parts pass (state given)")])
-def test_an_answer_missing_one_part_earns_the_others(solution, check, answer, fails, share):
-    with pytest.raises(CheckFailure) as failure:
-        check(failing_when(solution[answer], fails), quiet=True)
-    assert str(failure.value).splitlines()[-1].startswith(f"Partial credit: {share}")
+     "2 of 4", ("hx omitted", "combined features")),
+    (check_greedy_decode_until, "greedy_decode_until", lambda *args: args[-1] is None, "1 of 2",
+     ("state omitted",))])
+def test_an_answer_missing_one_part_earns_the_others(solution, check, answer, fails, share, missing):
+    assert_partial_credit(check, failing_when(solution[answer], fails), share, missing)

@@ -18,7 +18,7 @@ from rnn_by_hand.chapters.recurrence import JordanNet, padded_run, stack_step
 from rnn_by_hand.checking import state_of
 from conftest import REPO
 from submissions import RNN_BY_NN
-from mutants import mutant_test, student_namespace
+from mutants import mutant_test, partial_credit_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "01-recurrence" / "recurrence.ipynb"
 
@@ -138,19 +138,7 @@ PARTIAL = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PARTIAL))
-def test_an_answer_failing_one_part_earns_the_others(name):
-    check, mutation, share, missing = PARTIAL[name]
-    wrong = student_namespace(NOTEBOOK, mutation)[check.student_name]
-    for hidden in (False, True):
-        with pytest.raises(CheckFailure) as failure:
-            check(wrong, hidden=hidden, quiet=True)
-        message = str(failure.value)
-        assert f"Partial credit: {share} parts pass" in message, message
-        assert message.endswith(f"still to do: {', '.join(missing)}."), message
-        cases = check.make_cases(hidden=hidden)
-        passed = [check.judge(wrong, case, 1, 1, False) is None for case in cases]
-        assert check.credit([case.config for case in cases], passed).missed == missing
+test_an_answer_failing_one_part_earns_the_others = partial_credit_test(NOTEBOOK, PARTIAL)
 
 
 def test_feedback_names_output_case_and_index(solution):

@@ -20,7 +20,7 @@ from rnn_by_hand.chapters.rnn.checks import NoForwardRNN, classifier, reference_
 from rnn_by_hand.chapters.rnn.models import by_hand
 from rnn_by_hand.checking import state_of
 from conftest import REPO
-from mutants import mutant_test, student_namespace
+from mutants import mutant_test, partial_credit_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "03-rnn" / "rnn.ipynb"
 ALL = (check_rnn_shapes, check_classifier_init_bounds, check_birnn_forward, check_mean_valid_output)
@@ -217,19 +217,7 @@ PARTIAL = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PARTIAL))
-def test_an_answer_failing_one_part_earns_the_others(name):
-    check, mutation, share, missing = PARTIAL[name]
-    wrong = student_namespace(NOTEBOOK, mutation)[check.student_name]
-    for hidden in (False, True):
-        with pytest.raises(CheckFailure) as failure:
-            check(wrong, hidden=hidden, quiet=True)
-        message = str(failure.value)
-        assert f"Partial credit: {share} parts pass" in message, message
-        assert message.endswith(f"still to do: {', '.join(missing)}."), message
-        cases = check.make_cases(hidden=hidden)
-        passed = [check.judge(wrong, case, 1, 1, False) is None for case in cases]
-        assert check.credit([case.config for case in cases], passed).missed == missing
+test_an_answer_failing_one_part_earns_the_others = partial_credit_test(NOTEBOOK, PARTIAL)
 
 
 def test_shape_cases_go_round_the_parts():
