@@ -15,14 +15,14 @@ from torch import nn
 from rnn_by_hand import CHECKS, CheckFailure
 from rnn_by_hand.checking import state_of
 from rnn_by_hand.chapters.lstm import (check_lstm_forward, check_peephole_lstm_step, check_set_chrono_bias,
-                                       check_split_gates, check_tf_lstm_to_pytorch)
+                                       check_gate_blocks, check_tf_lstm_to_pytorch)
 from rnn_by_hand.chapters.lstm.checks import blocks
 from rnn_by_hand.chapters.lstm.models import GATES, lstm_layer, peephole_cell, peephole_lstm_cell, tf_lstm_layer
 from conftest import REPO
-from mutants import mutant_test, student_namespace
+from mutants import assert_partial_credit, mutant_test, student_namespace
 
 NOTEBOOK = REPO / "solutions" / "05-lstm" / "lstm.ipynb"
-ALL_CHECKS = (check_split_gates, check_lstm_forward, check_peephole_lstm_step, check_tf_lstm_to_pytorch,
+ALL_CHECKS = (check_gate_blocks, check_lstm_forward, check_peephole_lstm_step, check_tf_lstm_to_pytorch,
               check_set_chrono_bias)
 
 
@@ -39,8 +39,11 @@ def test_cases_cover_what_the_exercises_promise():
         assert any(c["proj_size"] for c in forward) and any(not c["proj_size"] for c in forward)
         assert any(c.get("batch_first") for c in forward) and any(not c.get("batched", True) for c in forward)
         assert {c["hx"] for c in forward} == {True, False}
-    split = [c.config for c in check_split_gates.make_cases()]
-    assert any(c.get("proj_size") for c in split)
+    for hidden in (False, True):
+        gates = [c.config for c in check_gate_blocks.make_cases(hidden=hidden)]
+        assert {c["gate"] for c in gates} == set("ifgo") and any(c.get("proj_size") for c in gates)
+        assert any(c.get("bidirectional") for c in gates) and any(c.get("bias") is False for c in gates)
+        assert all(c.get("num_layers", 1) > 1 or c.get("bidirectional") for c in gates)
     chrono = [c.config for c in check_set_chrono_bias.make_cases()]
     assert any(c["num_layers"] > 1 for c in chrono) and any(c["bidirectional"] for c in chrono)
     for case in check_set_chrono_bias.make_cases() + check_set_chrono_bias.make_cases(hidden=True):
@@ -55,13 +58,24 @@ FORWARD_IFOG = ("i, f, g, o = (projected[t]", "i, f, o, g = (projected[t]")
 FORWARD_GIFO = ("i, f, g, o = (projected[t]", "g, i, f, o = (projected[t]")
 IN_ORDER = "PyTorch stacks them i, f, g, o"
 MUTANTS = {
-    # split_gates
-    "split: order i, f, o, g": (check_split_gates, "split_gates", "W_i, W_f, W_g, W_o = stacked",
-                                "W_i, W_f, W_o, W_g = stacked", "is PyTorch's o block"),
-    "split: along the columns": (check_split_gates, "split_gates", "stacked.split(H)",
-                                 "stacked.tensor_split(4, dim=-1)", "so split along dimension 0"),
-    "split: every fourth row": (check_split_gates, "split_gates", "stacked.split(H)",
-                                "stacked.reshape(H, 4, *stacked.shape[1:]).unbind(1)", "not every fourth row"),
+    # gate_blocks
+    "gate_blocks: order i, f, o, g": (check_gate_blocks, "gate_blocks", 'k = "ifgo".index(gate)',
+                                      'k = "ifog".index(gate)', "is PyTorch's"),
+    "gate_blocks: every fourth row": (check_gate_blocks, "gate_blocks", "p[k * H:(k + 1) * H]", "p[k::4]",
+                                      "not every fourth row"),
+    "gate_blocks: a quarter of the columns": (check_gate_blocks, "gate_blocks", "p[k * H:(k + 1) * H]",
+                                              "p.tensor_split(4, dim=-1)[k]", "take H of them"),
+    "gate_blocks: copies": (check_gate_blocks, "gate_blocks", "p[k * H:(k + 1) * H]",
+                            "p[k * H:(k + 1) * H].clone()", "your blocks are copies"),
+    "gate_blocks: index list": (check_gate_blocks, "gate_blocks", "p[k * H:(k + 1) * H]",
+                                "p[list(range(k * H, (k + 1) * H))]", "your blocks are copies"),
+    "gate_blocks: weight_hr kept": (check_gate_blocks, "gate_blocks", 'if not name.startswith("weight_hr")}', "}",
+                                    "has no gates"),
+    "gate_blocks: layer 0 only": (check_gate_blocks, "gate_blocks", 'if not name.startswith("weight_hr")}',
+                                  'if name.endswith("_l0")}', "the dict has no key"),
+    "gate_blocks: forward direction only": (check_gate_blocks, "gate_blocks", 'if not name.startswith("weight_hr")}',
+                                            'if not name.startswith("weight_hr") and "reverse" not in name}',
+                                            "each direction's"),
     # peephole_lstm_step
     "peephole: no peepholes": (check_peephole_lstm_step, "peephole_lstm_step", "i = torch.sigmoid(a_i + p_i * c_prev)",
                                "i = torch.sigmoid(a_i)", "leaving out the peephole of gate i"),
@@ -247,7 +261,7 @@ def test_wrong_return_values_get_clear_messages(solution, result, words):
 
 
 @pytest.mark.parametrize("check, student, words", [
-    (check_split_gates, lambda stacked: stacked.chunk(2), "should return a tuple of the four blocks"),
+    (check_gate_blocks, lambda lstm, gate: list(lstm.parameters()), "should return a dict"),
     (check_peephole_lstm_step, lambda *args: args[0], "should return a tuple (h_t, c_t), got a Tensor"),
     (check_tf_lstm_to_pytorch, lambda kernel, bias, forget_bias: [kernel, bias],
      "should return a dict with the keys weight_ih_l0"),
@@ -307,16 +321,7 @@ def _forward_direction_only(solution):
 ])
 def test_an_answer_failing_one_part_earns_the_others(solution, check, wrong, share, missing):
     """Each part of the exercise is earned on its own: one missing feature costs its share only."""
-    for hidden in (False, True):
-        with pytest.raises(CheckFailure) as failure:
-            check(wrong(solution), hidden=hidden, quiet=True)
-        message = str(failure.value)
-        assert f"Partial credit: {share} parts pass" in message, message
-        assert message.endswith(f"still to do: {missing}."), message
-        passed = [check.judge(wrong(solution), case, 1, 1, False) is None
-                  for case in check.make_cases(hidden=hidden)]
-        configs = [case.config for case in check.make_cases(hidden=hidden)]
-        assert check.credit(configs, passed).missed == (missing,)
+    assert_partial_credit(check, wrong(solution), share, (missing,))
 
 
 def test_student_exceptions_become_feedback_not_tracebacks():
@@ -370,7 +375,7 @@ def test_in_place_edits_of_the_state_are_reported(solution):
 
 
 def test_registry_lists_every_chapter_five_check():
-    assert {f"05-lstm/{name}" for name in ("split_gates", "lstm_forward", "peephole_lstm_step", "tf_lstm_to_pytorch",
+    assert {f"05-lstm/{name}" for name in ("gate_blocks", "lstm_forward", "peephole_lstm_step", "tf_lstm_to_pytorch",
                                            "set_chrono_bias")} <= set(CHECKS)
     # the page shows these three (ifog_to_pytorch is its CS231n conversion)
     assert not {"05-lstm/lstm_step", "05-lstm/set_forget_bias", "05-lstm/ifog_to_pytorch"} & set(CHECKS)

@@ -113,7 +113,7 @@ def test_an_extra_dimension_is_named_for_the_layout_it_breaks():
 
 
 def test_an_error_the_answer_raises_gets_the_hint_of_its_classic_mistake():
-    from rnn_by_hand.checks import check_sample_text, check_split_gates
+    from rnn_by_hand.checks import check_gate_blocks, check_sample_text
 
     def sample_text(model, chars, prompt, length, temperature, generator):
         model.eval()
@@ -129,9 +129,9 @@ def test_an_error_the_answer_raises_gets_the_hint_of_its_classic_mistake():
     message = verdict(check_sample_text, sample_text)
     assert "raised RuntimeError" in message and "Hint: temperature=0.0 is the limit" in message
 
-    def split_gates(stacked):
-        # right for a weight (4H, H_in), and dim=1 for a bias (4H,), which has no dimension 1
-        return stacked.chunk(4, dim=0 if stacked.dim() == 2 else 1)
+    def gate_blocks(lstm, gate):
+        # right without proj_size; with it, weight_hr_l0 (proj_size rows) has no fourth block
+        return {name: p.chunk(4)["ifgo".index(gate)] for name, p in lstm.named_parameters()}
 
-    message = verdict(check_split_gates, split_gates)
-    assert "IndexError" in message and "Hint: a bias is 1-D, (4H,)" in message
+    message = verdict(check_gate_blocks, gate_blocks)
+    assert "IndexError" in message and "Hint: with proj_size > 0 each layer also has weight_hr_l{k}" in message

@@ -1,6 +1,6 @@
 """Checks for chapter 5, the LSTM.
 
-    split_gates(stacked)                                        vs the blocks of nn.LSTM's parameters
+    gate_blocks(lstm, gate)                                     vs that gate's rows of every gated parameter
     lstm_forward(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, batch_first)
                                                                 vs nn.LSTM (one layer, proj_size)
     peephole_lstm_step(x_t, state, weight_ih, weight_hh, bias_ih, bias_hh, peephole)
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
+from ...checking import Check, CheckFailure, OwnMessages, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
 from ...common import DTYPE, WEIGHTS, CellStep, layer_tensors, load_weights, state_dict_problems
 from .models import (GATE_NAMES, GATES, cell_variants, lstm_layer, peephole_cell, peephole_lstm_cell,
@@ -44,95 +44,134 @@ def blocks(stacked: torch.Tensor, H: int) -> dict[str, torch.Tensor]:
 
 
 
-# -- split_gates --------------------------------------------------------------------
+# -- gate_blocks ---------------------------------------------------------------------
 
-class SplitGatesCheck(Check):
-    name = "05-lstm/split_gates"
+def gated_parameters(lstm: nn.LSTM) -> list[str]:
+    """The names of the module's parameters that stack four gate blocks, in its order (the
+    projection of proj_size, weight_hr_l{k}, has none)."""
+    return [name for name, _ in lstm.named_parameters() if not name.startswith("weight_hr")]
+
+
+class GateBlocksCheck(OwnMessages, Check):
+    name = "05-lstm/gate_blocks"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks",)
-    student_name = "split_gates"
-    reference_name = "the blocks of torch.nn.LSTM's stacked parameters"
+    student_name = "gate_blocks"
+    reference_name = "the rows of that gate in every stacked parameter of torch.nn.LSTM"
+    ok_text = "returns that gate's rows of every gated parameter, as views that write through"
+    failure_text = "does not return that gate's blocks"
 
-    VISIBLE = [dict(input_size=3, hidden_size=5),
-               dict(input_size=6, hidden_size=2),
-               dict(input_size=4, hidden_size=6, proj_size=3)]
-    HIDDEN = [dict(input_size=8, hidden_size=2),
-              dict(input_size=5, hidden_size=7, proj_size=2),
-              dict(input_size=1, hidden_size=1),
-              dict(input_size=3, hidden_size=4)]
-    # PyTorch's documentation names the blocks W_ii, W_if, ..., W_hi, ..., b_ii, ..., b_hi, ...
-    SYMBOLS = {"weight_ih": "W_i", "weight_hh": "W_h", "bias_ih": "b_i", "bias_hh": "b_h"}
+    # Every case has the layers or the directions that name the parameters _l1, _reverse;
+    # the gates go round, and proj_size and bias=False each come twice.
+    VISIBLE = [dict(input_size=3, hidden_size=5, num_layers=2, gate="f"),
+               dict(input_size=4, hidden_size=3, num_layers=2, bidirectional=True, gate="i"),
+               dict(input_size=2, hidden_size=4, bias=False, bidirectional=True, gate="g"),
+               dict(input_size=4, hidden_size=6, proj_size=3, num_layers=2, bidirectional=True, gate="o")]
+    HIDDEN = [dict(input_size=5, hidden_size=2, num_layers=3, gate="o"),
+              dict(input_size=3, hidden_size=4, num_layers=2, bidirectional=True, gate="g"),
+              dict(input_size=6, hidden_size=3, bias=False, num_layers=2, gate="f"),
+              dict(input_size=2, hidden_size=5, proj_size=2, num_layers=2, gate="i"),
+              dict(input_size=1, hidden_size=1, num_layers=2, bidirectional=True, gate="f")]
+    MODULE_ARGS = ("input_size", "hidden_size", "num_layers", "bias", "bidirectional", "proj_size")
+
+    def module(self, config: dict, tensors: dict | None = None) -> nn.LSTM:
+        """The case's nn.LSTM, with the case's weights when `tensors` is given."""
+        lstm = nn.LSTM(**{k: config[k] for k in self.MODULE_ARGS if k in config}, dtype=DTYPE)
+        if tensors is not None:
+            lstm.load_state_dict(state_of(tensors))
+        return lstm
 
     def make_tensors(self, config):
-        return layer_tensors(self.reference(config), "_l0")
+        return with_state(self.module(config))
 
-    @staticmethod
-    def reference(config) -> nn.LSTM:
-        return nn.LSTM(config["input_size"], config["hidden_size"],
-                       proj_size=config.get("proj_size", 0), dtype=DTYPE)
+    def call(self, student, lstm, gate) -> dict:
+        what = f"{self.student_name}(lstm, {gate!r})"
+        result = call_student(what, student, lstm, gate)
+        if not isinstance(result, Mapping):
+            raise CheckFailure(f"{what} should return a dict from each gated parameter's name to its "
+                               f"{gate} block, got {type_name(result)}")
+        return dict(result)
 
     def run_student(self, student, case):
-        actual = {}
-        for parameter in WEIGHTS:
-            what = f"{self.student_name}({parameter}_l0)"
-            result = call_student(what, student, case.tensors[parameter])
-            if not isinstance(result, (tuple, list)) or len(result) != 4:
-                raise CheckFailure(f"{what} should return a tuple of the four blocks in PyTorch's "
-                                   f"order (i, f, g, o), got {type_name(result)}")
-            for gate, block in zip(GATES, result):
-                actual[self.SYMBOLS[parameter] + gate] = block
+        gate = case.config["gate"]
+        blocks_of = self.call(student, self.module(case.config, case.tensors), gate)
+        actual = {"keys": list(blocks_of), "blocks": {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+                                                      for k, v in blocks_of.items()}}
+        # Writing through: on a fresh module, add 1000 to each block the answer returns and see
+        # which of the module's own rows moved.
+        lstm = self.module(case.config, case.tensors)
+        written = self.call(student, lstm, gate)
+        with torch.no_grad():
+            for block in written.values():
+                if isinstance(block, torch.Tensor) and block.is_floating_point():
+                    block.add_(1000.0)
+        state = state_of(case.tensors)
+        actual["moved"] = {name: (p.detach() - state[name]).abs() > 500 for name, p in lstm.named_parameters()}
         return actual
 
     def run_reference(self, case):
-        lstm = self.reference(case.config)
-        load_weights(lstm, case.tensors, "_l0")
-        H = lstm.hidden_size
+        lstm, H = self.module(case.config, case.tensors), case.config["hidden_size"]
         with torch.no_grad():
-            return {self.SYMBOLS[p] + gate: block.clone()
-                    for p in WEIGHTS for gate, block in blocks(getattr(lstm, p + "_l0"), H).items()}
+            return {"blocks": {name: blocks(getattr(lstm, name), H)[case.config["gate"]].clone()
+                               for name in gated_parameters(lstm)}}
 
     def compare(self, case, expected, actual):
-        """The problems with the first parameter whose blocks are wrong (the others are alike)."""
-        H = case.config["hidden_size"]
-        for parameter in WEIGHTS:
-            problems = []
-            for gate in GATES:
-                name = self.SYMBOLS[parameter] + gate
-                want, got = expected[name], actual[name]
-                if isinstance(got, torch.Tensor) and got.shape != want.shape:
-                    problems.append(f"{name} has shape {shape_str(got.shape)}, expected {shape_str(want.shape)}: "
-                                    f"each block is H = {H} consecutive rows of {parameter}_l0, whose shape "
-                                    f"is {shape_str(case.tensors[parameter].shape)}, so split along dimension 0")
-                    continue
-                dims = ("row", "col") if want.dim() == 2 else ("row",)
-                problems += compare_tensor(name, want, got, dims=dims, rtol=self.rtol, atol=self.atol)
+        want, got = expected["blocks"], actual["blocks"]
+        extra = [k for k in actual["keys"] if k not in want]
+        missing = [k for k in want if k not in got]
+        problems = []
+        if any(str(k).startswith("weight_hr") for k in extra):
+            problems.append("weight_hr_l{k}, the projection of proj_size, has no gates: leave it out of the dict")
+        problems += [f"the dict has a key {k!r} that is not a gated parameter of this nn.LSTM" for k in extra
+                     if not str(k).startswith("weight_hr")]
+        if missing:
+            problems.append(f"the dict has no key {missing[0]!r}" + (f" (nor {len(missing) - 1} more)"
+                                                                    if len(missing) > 1 else "")
+                            + ": it holds every gated parameter of the module, each layer's and each direction's")
+        if problems:
+            return problems
+        H, gate = case.config["hidden_size"], case.config["gate"]
+        for name in want:
+            dims = ("row", "col") if want[name].dim() == 2 else ("row",)
+            problems = compare_tensor(f"{name}'s {gate} block", want[name], got[name], dims=dims,
+                                      rtol=self.rtol, atol=self.atol)
             if problems:
                 return problems
+        k = GATES.index(gate)
+        for name in want:
+            rows = torch.zeros_like(actual["moved"][name])
+            rows[k * H:(k + 1) * H] = True
+            if not torch.equal(actual["moved"][name], rows):
+                return [f"writing into your {name} block did not change rows [{k * H}, {(k + 1) * H}) of the "
+                        f"module's {name}: your blocks are copies (.clone(), torch.cat, or indexing with a "
+                        "list or a mask); slice the rows, param[k * H:(k + 1) * H], so that a block is a view "
+                        "and writing into it changes the LSTM"]
         return []
 
     def error_hint(self, case, message):
-        if "bias" in message and "IndexError: Dimension out of range" in message:
-            return ("a bias is 1-D, (4H,): the gates are stacked along dimension 0 for the "
-                    "biases as for the weights, so split along dim=0")
+        if case.config.get("proj_size") and ("out of range" in message or "chunk" in message):
+            return ("with proj_size > 0 each layer also has weight_hr_l{k}, (proj_size, H), the projection of "
+                    "h_t: it has no gates, so leave it out rather than cut it into four")
         return ""
 
     def hint(self, case, actual):
-        H = case.config["hidden_size"]
-        for parameter in WEIGHTS:
-            stacked = case.tensors[parameter]
-            right = blocks(stacked, H)
-            interleaved = stacked.reshape(H, 4, *stacked.shape[1:])
-            for k, gate in enumerate(GATES):
-                got = actual[self.SYMBOLS[parameter] + gate]
-                if matches(right[gate], got):
-                    continue
-                for other, block in right.items():
-                    if other != gate and matches(block, got):
-                        return (f"the block you return as {gate} ({GATE_NAMES[gate]}) of {parameter}_l0 "
-                                f"is PyTorch's {other} block; nn.LSTM stacks the gates i, f, g, o "
-                                "from the top, H rows each")
-                if matches(interleaved[:, k], got):
-                    return ("each gate's block is H consecutive rows (rows [k*H, (k+1)*H) for the "
-                            "k-th gate), not every fourth row")
+        H, gate = case.config["hidden_size"], case.config["gate"]
+        k = GATES.index(gate)
+        state = state_of(case.tensors)
+        for name, got in actual["blocks"].items():
+            stacked = state.get(name)
+            if stacked is None or matches(blocks(stacked, H)[gate], got):
+                continue
+            for other, block in blocks(stacked, H).items():
+                if other != gate and matches(block, got):
+                    return (f"your {gate} ({GATE_NAMES[gate]}) block of {name} is PyTorch's {other} block: "
+                            "nn.LSTM stacks the gates i, f, g, o from the top, H rows each")
+            if matches(stacked.reshape(H, 4, *stacked.shape[1:])[:, k], got):
+                return ("each gate's block is H consecutive rows (rows [k*H, (k+1)*H) for the k-th gate), "
+                        "not every fourth row")
+            if isinstance(got, torch.Tensor) and stacked.dim() == 2 and got.shape[0] == 4 * H:
+                return ("your block has all 4H rows: the gates are stacked along dimension 0 (the rows), "
+                        "so take H of them, not a quarter of the columns")
+            return ""
         return ""
 
 
@@ -234,7 +273,6 @@ class LstmForwardCheck(Check):
     name = "05-lstm/lstm_forward"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.models.lstm_layer", "rnn_by_hand.chapters.lstm.models.lstm_cell")
     student_name = "lstm_forward"
-    builds_on = ("split_gates",)
     reference_name = "torch.nn.LSTM"
     forbidden = LSTM_KERNELS
 
@@ -393,7 +431,6 @@ class TfLstmToPytorchCheck(Check):
     forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks", "rnn_by_hand.chapters.lstm.models.tf_lstm_layer",
                            "rnn_by_hand.chapters.lstm.models.to_pytorch_order")
     student_name = "tf_lstm_to_pytorch"
-    builds_on = ("split_gates",)
     reference_name = "the TensorFlow BasicLSTMCell it converts, once loaded into torch.nn.LSTM"
 
     VISIBLE = [dict(input_size=3, hidden_size=4, L=5, N=2, forget_bias=1.0),
@@ -566,7 +603,7 @@ class SetChronoBiasCheck(Check):
     name = "05-lstm/set_chrono_bias"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.chrono_bias",)
     student_name = "set_chrono_bias"
-    builds_on = ("split_gates",)
+    builds_on = ("gate_blocks",)
     reference_name = "torch.nn.LSTM with b_if + b_hf = log(T - 1) and b_ii + b_hi = -log(T - 1)"
 
     VISIBLE = [dict(input_size=3, hidden_size=4, num_layers=1, bidirectional=False, t_max=20.0, L=5, N=2),
@@ -704,7 +741,7 @@ class SetChronoBiasCheck(Check):
         return problems
 
 
-check_split_gates = SplitGatesCheck()
+check_gate_blocks = GateBlocksCheck()
 check_lstm_forward = LstmForwardCheck()
 check_peephole_lstm_step = PeepholeLstmStepCheck()
 check_tf_lstm_to_pytorch = TfLstmToPytorchCheck()
