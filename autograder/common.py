@@ -128,6 +128,18 @@ class CellStep:
                                         rtol=self.rtol, atol=self.atol)]
 
 
+class ConversionHints:
+    """Mixin for a check of a converter from another library's weights to a torch.nn state_dict
+    (Keras's GRU, TensorFlow's LSTM): no hint while the keys, types or shapes are wrong, which
+    compare_state explains; then the weights' hint, or the biases'."""
+
+    def hint(self, case: Case, actual: dict) -> str:
+        converted = actual["converted"]
+        if self.compare_state(case, converted):
+            return ""
+        return self.weight_hint(case, converted) or self.bias_hint(case, converted)
+
+
 def make_sequence(config: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Random input (and h_0 when the case gives one) in the case's layout."""
     L, H_in, H = config["L"], config["input_size"], config["hidden_size"]

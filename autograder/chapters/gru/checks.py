@@ -26,7 +26,7 @@ from torch import nn
 
 from ...checking import Check, CheckFailure, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
-from ...common import DTYPE, compare_outputs, layouts, make_sequence, state_dict_problems
+from ...common import DTYPE, ConversionHints, compare_outputs, layouts, make_sequence, state_dict_problems
 from .models import (BIGRU_MISTAKES, COUNT_ARGS, GATE_NAMES, GATES, KERAS_ORDER, bigru_layer, cell_variants,
                      count_mistakes, gru_stack, keras_gru_layer, rzn)
 
@@ -243,7 +243,7 @@ class BiGruForwardCheck(GruParamsCheck):
 KERAS_WORDS = "Keras's column blocks are z, r, h, PyTorch's rows r, z, n"
 
 
-class KerasGruToPytorchCheck(Check):
+class KerasGruToPytorchCheck(ConversionHints, Check):
     name = "06-gru/keras_gru_to_pytorch"
     forbidden_functions = ("rnn_by_hand.chapters.gru.models.keras_gru_layer", "rnn_by_hand.chapters.gru.models.rzn")
     student_name = "keras_gru_to_pytorch"
@@ -330,12 +330,6 @@ class KerasGruToPytorchCheck(Check):
             return ("a Keras kernel is (rows, 3H), its gate blocks side by side along the columns: "
                     "transpose it to (3H, rows) before splitting it into blocks of H rows")
         return ""
-
-    def hint(self, case, actual):
-        converted = actual["converted"]
-        if self.compare_state(case, converted):
-            return ""
-        return self.weight_hint(case, converted) or self.bias_hint(case, converted)
 
     @staticmethod
     def weight_hint(case, converted: dict) -> str:

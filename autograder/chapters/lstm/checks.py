@@ -26,7 +26,7 @@ from torch import nn
 
 from ...checking import Check, CheckFailure, OwnMessages, call_student, state_of, unpack_pair, with_state
 from ...checking.compare import compare_tensor, first_matching_mistake, matches, shape_str, type_name
-from ...common import DTYPE, WEIGHTS, CellStep, layer_tensors, load_weights, state_dict_problems
+from ...common import DTYPE, WEIGHTS, CellStep, ConversionHints, layer_tensors, load_weights, state_dict_problems
 from .models import (GATE_NAMES, GATES, cell_variants, lstm_layer, peephole_cell, peephole_lstm_cell,
                      peephole_variants, tf_lstm_layer, to_pytorch_order)
 
@@ -426,7 +426,7 @@ TF_LETTER = {"i": "i", "f": "f", "g": "j", "o": "o"}  # PyTorch's gate -> Tensor
 TF_WORDS = "TensorFlow's order is i, j, f, o (j is the candidate, PyTorch's g), PyTorch's i, f, g, o"
 
 
-class TfLstmToPytorchCheck(Check):
+class TfLstmToPytorchCheck(ConversionHints, Check):
     name = "05-lstm/tf_lstm_to_pytorch"
     forbidden_functions = ("rnn_by_hand.chapters.lstm.checks.blocks", "rnn_by_hand.chapters.lstm.models.tf_lstm_layer",
                            "rnn_by_hand.chapters.lstm.models.to_pytorch_order")
@@ -517,12 +517,6 @@ class TfLstmToPytorchCheck(Check):
             return ("the kernel is (H_in + H, 4H), its gate blocks side by side along the columns: "
                     "transpose each half to (4H, rows) before splitting it into blocks of H rows")
         return ""
-
-    def hint(self, case, actual):
-        converted = actual["converted"]
-        if self.compare_state(case, converted):
-            return ""
-        return self.weight_hint(case, converted) or self.bias_hint(case, converted)
 
     @staticmethod
     def weight_hint(case, converted: dict) -> str:
