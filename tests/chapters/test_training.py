@@ -144,6 +144,9 @@ MUTANTS = {
     "backward: tanh's slope for a ReLU": (
         check_rnn_step_backward, "rnn_step_backward", 'if nonlinearity == "tanh":', "if True:",
         "yours is tanh's"),
+    "backward: ReLU's slope 1 at a == 0": (
+        check_rnn_step_backward, "rnn_step_backward", "slope = (a > 0)", "slope = (a >= 0)",
+        "not a >= 0"),
     "backward: weights averaged over the batch": (
         check_rnn_step_backward, "rnn_step_backward", BACKWARD_RETURN,
         "    n = x.shape[0]\n    return grad_x, grad_h_prev, grad_weight_ih / n, grad_weight_hh / n, "
@@ -254,13 +257,28 @@ def test_backward_cases_cover_what_the_exercise_promises():
         assert any(c["input_size"] != c["hidden_size"] for c in configs)
 
 
+def test_every_relu_case_of_a_batch_has_units_exactly_at_zero():
+    """Where autograd's ReLU slope is 0, so that a >= 0 for a > 0 fails the visible check."""
+    for hidden in (False, True):
+        for case in check_rnn_step_backward.make_cases(hidden=hidden):
+            if case.config["nonlinearity"] == "relu" and case.config["N"] > 1:
+                t = case.tensors
+                pre = t["x"] @ t["weight_ih"].T + t["bias_ih"] + t["h_prev"] @ t["weight_hh"].T + t["bias_hh"]
+                assert (pre == 0).any() and (pre != 0).any()
+    assert any(c.config["nonlinearity"] == "relu" and c.config["N"] > 1
+               for c in check_rnn_step_backward.make_cases())
+
+
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_our_by_hand_step_gradients_are_autograd_and_their_mistakes_differ(nonlinearity):
     """step_gradients, behind the hints, is autograd's answer; each mistake it names changes it."""
     torch.manual_seed(5)
     cell = nn.RNNCell(4, 3, nonlinearity=nonlinearity, dtype=DTYPE)
-    x = torch.randn(5, 4, dtype=DTYPE, requires_grad=True)
-    h_prev = torch.randn(5, 3, dtype=DTYPE, requires_grad=True)
+    x, h_prev = torch.randn(5, 4, dtype=DTYPE), torch.randn(5, 3, dtype=DTYPE)
+    with torch.no_grad():   # units exactly at a = 0, as the check's ReLU cases have
+        x[-1], h_prev[-1] = 0, 0
+        cell.bias_hh[::2] = -cell.bias_ih[::2]
+    x, h_prev = x.requires_grad_(), h_prev.requires_grad_()
     grad_h = torch.randn(5, 3, dtype=DTYPE)
     params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
     expected = torch.autograd.grad(cell(x, h_prev), [x, h_prev, *params], grad_outputs=grad_h)
@@ -270,8 +288,8 @@ def test_our_by_hand_step_gradients_are_autograd_and_their_mistakes_differ(nonli
     for got, want in zip(mine.values(), expected):
         assert torch.allclose(got, want, rtol=1e-12, atol=1e-13)
     for mistake in MISTAKES:
-        if nonlinearity == "tanh" and mistake.startswith("tanh_slope"):
-            continue  # tanh's slope is the right one for tanh
+        if nonlinearity == "tanh" and (mistake.startswith("tanh_slope") or mistake == "relu_at_zero"):
+            continue  # tanh's slope is the right one for tanh, and it has no kink at 0
         wrong = own(grad_h, x.detach(), h_prev.detach(), w, nonlinearity, mistake)
         assert any(not torch.allclose(a, b) for a, b in zip(wrong.values(), expected)), mistake
 

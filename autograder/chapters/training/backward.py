@@ -43,6 +43,8 @@ def step_gradients(grad_h, x, h_prev, w, nonlinearity, mistake=None) -> dict[str
         slope = 1 - torch.tanh(pre) ** 2
     elif nonlinearity == "tanh" or mistake == "tanh_slope_h":
         slope = 1 - h ** 2  # tanh'(a) = 1 - tanh(a)^2, from the output
+    elif mistake == "relu_at_zero":
+        slope = (pre >= 0).to(pre.dtype)
     else:
         slope = (pre > 0).to(pre.dtype)  # relu'(a): 1 where the unit is active
     delta = grad_h * slope  # (N, H): dL/da, the gradient at the pre-activation
@@ -65,6 +67,8 @@ MISTAKES = {
                   "and 0 elsewhere; yours is tanh's",
     "tanh_slope_h": "for nonlinearity='relu' the slope is 1 where the pre-activation is positive "
                     "and 0 elsewhere; yours is tanh's formula, 1 - h^2",
+    "relu_at_zero": "where a pre-activation is exactly 0 your ReLU slope is 1; PyTorch's is 0 "
+                    "there (autograd's convention): count a unit as active where a > 0, not a >= 0",
     "mean": "your weight and bias gradients are averaged over the batch; the loss sums over "
             "the batch's rows, so their gradients add up: sum over n, do not divide by N",
     "w_hh_t": "grad_h_prev uses W_hh^T; h_prev enters as h_prev @ W_hh^T, so its gradient is "
@@ -99,9 +103,16 @@ class RNNStepBackwardCheck(Check):
     def make_tensors(self, config):
         weights = layer_tensors(self.cell(config))  # drawn first: the initialiser sets them
         N, H = config["N"], config["hidden_size"]
-        return weights | {"x": torch.randn(N, config["input_size"], dtype=DTYPE),
-                          "h_prev": torch.randn(N, H, dtype=DTYPE),
-                          "grad_h": torch.randn(N, H, dtype=DTYPE)}
+        tensors = weights | {"x": torch.randn(N, config["input_size"], dtype=DTYPE),
+                             "h_prev": torch.randn(N, H, dtype=DTYPE),
+                             "grad_h": torch.randn(N, H, dtype=DTYPE)}
+        if config["nonlinearity"] == "relu" and N > 1:
+            # ReLU units exactly at a = 0, where autograd's slope is 0: the last row has zero
+            # input and state, and every other unit's two biases cancel (-b + b is exactly 0)
+            tensors["x"][-1] = 0
+            tensors["h_prev"][-1] = 0
+            tensors["bias_hh"][::2] = -tensors["bias_ih"][::2]
+        return tensors
 
     def label(self, config):
         return describe_config(config)
@@ -150,7 +161,7 @@ class RNNStepBackwardCheck(Check):
         w = {k: t[k] for k in INPUTS[2:]}
         nonlinearity = case.config["nonlinearity"]
         # each of these names one nonlinearity's slope
-        skip = ("tanh_slope", "tanh_slope_h") if nonlinearity == "tanh" else ("pre",)
+        skip = ("tanh_slope", "tanh_slope_h", "relu_at_zero") if nonlinearity == "tanh" else ("pre",)
         found = [(text, step_gradients(t["grad_h"], t["x"], t["h_prev"], w, nonlinearity, mistake))
                  for mistake, text in MISTAKES.items() if mistake not in skip]
         return first_matching_mistake(case, self.run_reference(case), actual, found)
