@@ -41,7 +41,7 @@ def is_terminal(stream: TextIO) -> bool:
 
 def width(stream: TextIO) -> dict:
     """tqdm's size settings: follow the terminal as it is resized, unless it reports no size (a
-    bare pseudo-terminal, `docker run -t`): there tqdm would count -1 rows and draw nothing."""
+    pseudo-terminal that no terminal emulator has sized): there tqdm counts -1 rows and draws nothing."""
     try:
         size = os.get_terminal_size(stream.fileno())
         if size.columns > 0 and size.lines > 0:
