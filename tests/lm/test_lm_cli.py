@@ -258,7 +258,7 @@ def test_clear_closes_the_open_bars_of_its_stream():
     bar = bars(10, "valid", "windows")
     bar.update()
     bars.clear()
-    assert bar.bar.disable             # tqdm's mark of a closed bar
+    assert bar.bar.disable and not bars.open   # disable: tqdm's mark of a closed bar
     assert stream.getvalue().endswith("\r")
 
 
